@@ -1,0 +1,76 @@
+"""Settings, read from ``CARDSVC_*`` environment variables; built only by :func:`get_settings`.
+
+Nothing here runs at import time: the API factory, the CLI and the tests each build their own
+:class:`Settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cardsvc.errors import ConfigError
+
+DEV_KEY_PASSPHRASE = "dev-only-passphrase-change-me"  # noqa: S105 - the refused default
+
+
+class Environment(StrEnum):
+    dev = "dev"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Everything cardsvc can be told from outside."""
+
+    model_config = SettingsConfigDict(env_prefix="CARDSVC_", extra="ignore")
+
+    env: Environment = Environment.dev
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    key_passphrase: SecretStr = SecretStr(DEV_KEY_PASSPHRASE)
+    issuer: str = "CN-DISTRICT-FTU"
+    profiles_dir: Path | None = None
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    apdu_trace: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env is Environment.production:
+            secret = self.key_passphrase.get_secret_value()
+            if not secret or secret == DEV_KEY_PASSPHRASE:
+                raise ValueError(
+                    "CARDSVC_KEY_PASSPHRASE must be set to a real secret when CARDSVC_ENV=production"
+                )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL: ``CARDSVC_DATABASE_URL`` or SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cardsvc.sqlite3').resolve()}"
+
+    @property
+    def key_store_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def effective_profiles_dir(self) -> Path:
+        """Firmware profiles: ``CARDSVC_PROFILES_DIR`` or the ones shipped with the package."""
+        if self.profiles_dir is not None:
+            return self.profiles_dir
+        return Path(__file__).resolve().parent.parent / "firmware_profiles"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with keyword overrides (tests pass their own)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""Signed card credentials (CWT in COSE_Sign1), QR text codec, key stores, trust bundle, offline verifier."""

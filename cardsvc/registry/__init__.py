@@ -1,0 +1,1 @@
+"""Member registry: SQLModel models, repository functions, Alembic migrations, PII crypto, import."""

@@ -1,0 +1,1 @@
+"""Verification workflows: QR, phone tap (SUN), reader tap; eligibility, service records, audit."""
