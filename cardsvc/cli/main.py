@@ -17,6 +17,9 @@ _COMMAND_MODULES = (
     "cardsvc.cli.keys",
     "cardsvc.cli.trust",
     "cardsvc.cli.verify",
+    "cardsvc.cli.init",
+    "cardsvc.cli.orgs",
+    "cardsvc.cli.members",
 )
 
 # One table: error class -> process exit code (most specific first). 0 ok, 1 unexpected, 2 usage.
