@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "cardsvc.cli.init",
     "cardsvc.cli.orgs",
     "cardsvc.cli.members",
+    "cardsvc.cli.serve",
 )
 
 # One table: error class -> process exit code (most specific first). 0 ok, 1 unexpected, 2 usage.

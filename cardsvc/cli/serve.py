@@ -1,0 +1,10 @@
+"""`cardsvc serve` commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
+    del app  # commands not written yet
