@@ -33,7 +33,8 @@ The CLI maps the tree to exit codes in one table, the API to HTTP status in one 
     │   ├── ImportFileError              the member list cannot be read at all
     │   ├── InvalidRecord                one field of one record is invalid
     │   ├── NotFound                     no such member / organisation / card / batch
-    │   └── Conflict                     uniqueness or state conflict (duplicate, already issued …)
+    │   ├── Conflict                     uniqueness or state conflict (duplicate, already issued …)
+    │   └── PiiIntegrityError            an encrypted personal field does not open for its row/field
     ├── IssuanceError                    journal/batch workflow refused a step
     └── AccessError
         ├── AuthenticationRequired       no or bad credentials
@@ -284,6 +285,12 @@ class Conflict(RegistryError):
     """The change conflicts with existing data or state."""
 
     code = "conflict"
+
+
+class PiiIntegrityError(RegistryError):
+    """An encrypted personal field does not open: wrong row, wrong field, tampered or missing key."""
+
+    code = "pii_integrity"
 
 
 class IssuanceError(CardsvcError):
