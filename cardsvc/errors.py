@@ -36,6 +36,7 @@ The CLI maps the tree to exit codes in one table, the API to HTTP status in one 
     │   ├── Conflict                     uniqueness or state conflict (duplicate, already issued …)
     │   └── PiiIntegrityError            an encrypted personal field does not open for its row/field
     ├── IssuanceError                    journal/batch workflow refused a step
+    ├── AuditIntegrityError              the audit hash chain does not verify (names the first bad row)
     └── AccessError
         ├── AuthenticationRequired       no or bad credentials
         ├── PermissionDenied             the role may not do this
@@ -297,6 +298,16 @@ class IssuanceError(CardsvcError):
     """The issuance workflow refused a step."""
 
     code = "issuance"
+
+
+class AuditIntegrityError(CardsvcError):
+    """The audit log's hash chain does not verify; ``index`` is the first bad row."""
+
+    code = "audit_integrity"
+
+    def __init__(self, message: str, *, index: int) -> None:
+        self.index = index
+        super().__init__(f"audit row {index}: {message}")
 
 
 # --- access ------------------------------------------------------------------------------------
