@@ -1,0 +1,117 @@
+"""The claims of a card credential and their CWT (RFC 8392) encoding.
+
+Standard claims: ``iss`` (1), ``exp`` (4), ``iat`` (6), ``cti`` (7, the card number as ASCII).
+Our own claims sit under ONE private-use key (RFC 8392 §9.1: integers below -65536), as an array
+``[version, profile, key_version, categories?]`` — a private key costs 5 bytes, so four of them
+would not fit in 128 bytes. No personal data: no name, ID number or phone, ever.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from cardsvc.errors import MalformedCredential
+
+CLAIM_ISS = 1
+CLAIM_EXP = 4
+CLAIM_IAT = 6
+CLAIM_CTI = 7
+CLAIM_CARDSVC = -65537  # private use: [version, profile, key_version, categories?]
+CREDENTIAL_VERSION = 1
+_MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+_CARD_NUMBER = re.compile(r"[0-9]{1,16}")
+_CODE = re.compile(r"[\x21-\x7e]{1,32}")  # printable ASCII, no spaces
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialClaims:
+    """What a credential says. Times are aware datetimes, whole seconds on the wire."""
+
+    issuer: str
+    card_number: str
+    issued_at: datetime
+    expires_at: datetime
+    profile: str
+    key_version: int
+    categories: tuple[str, ...] = ()
+    version: int = CREDENTIAL_VERSION
+
+    def __post_init__(self) -> None:
+        if not _CARD_NUMBER.fullmatch(self.card_number):
+            _bad("card number must be 1-16 digits")
+        if not (_CODE.fullmatch(self.issuer) and _CODE.fullmatch(self.profile)):
+            _bad("issuer and profile must be short printable ASCII codes")
+        if not all(_CODE.fullmatch(c) for c in self.categories):
+            _bad("category codes must be short printable ASCII codes")
+        if not (0 <= self.key_version <= 0xFFFF and 1 <= self.version <= 0xFF):
+            _bad("key version or credential version out of range")
+        if self.issued_at.tzinfo is None or self.expires_at.tzinfo is None:
+            _bad("issued_at and expires_at must be timezone-aware")
+        if self.expires_at <= self.issued_at:
+            _bad("expires_at must be after issued_at")
+
+    def to_cbor_map(self) -> dict[int, Any]:
+        private: list[Any] = [self.version, self.profile, self.key_version]
+        if self.categories:
+            private.append(list(self.categories))
+        return {
+            CLAIM_ISS: self.issuer,
+            CLAIM_CTI: self.card_number.encode("ascii"),
+            CLAIM_IAT: _seconds(self.issued_at),
+            CLAIM_EXP: _seconds(self.expires_at),
+            CLAIM_CARDSVC: private,
+        }
+
+
+def claims_from_map(claims: object) -> CredentialClaims:
+    """Build claims from a decoded CWT claims map; anything off-form → ``MalformedCredential``."""
+    if not isinstance(claims, dict) or len(claims) != 5:
+        _bad("CWT claims must be exactly iss, cti, iat, exp and the cardsvc claim")
+    issuer, cti = claims.get(CLAIM_ISS), claims.get(CLAIM_CTI)
+    iat, exp = claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
+    private = claims.get(CLAIM_CARDSVC)
+    if not (type(issuer) is str and type(cti) is bytes and _is_time(iat) and _is_time(exp)):
+        _bad("iss, cti, iat or exp missing or of the wrong type")
+    version, profile, key_version, categories = _private_fields(private)
+    try:
+        card_number = cti.decode("ascii")
+    except UnicodeDecodeError:
+        _bad("cti is not an ASCII card number")
+    return CredentialClaims(
+        issuer, card_number, datetime.fromtimestamp(iat, UTC), datetime.fromtimestamp(exp, UTC),
+        profile, key_version, categories, version,
+    )
+
+
+def _private_fields(private: object) -> tuple[int, str, int, tuple[str, ...]]:
+    if not isinstance(private, list) or len(private) not in (3, 4):
+        _bad("cardsvc claim must be [version, profile, key_version, categories?]")
+    version, profile, key_version = private[0], private[1], private[2]
+    categories = private[3] if len(private) == 4 else []
+    if not (type(version) is int and type(profile) is str and type(key_version) is int):
+        _bad("cardsvc claim fields of the wrong type")
+    if version != CREDENTIAL_VERSION:
+        _bad(f"unsupported credential version {version}")
+    if not isinstance(categories, list) or not all(type(c) is str for c in categories):
+        _bad("categories must be a list of text codes")
+    if len(private) == 4 and not categories:
+        _bad("an empty category list must be omitted")
+    return version, profile, key_version, tuple(categories)
+
+
+def _is_time(value: object) -> bool:
+    return type(value) is int and 0 <= value <= _MAX_TIME
+
+
+def _seconds(moment: datetime) -> int:
+    seconds = int(moment.timestamp())
+    if not 0 <= seconds <= _MAX_TIME:
+        _bad("time outside 1970-9999")
+    return seconds
+
+
+def _bad(message: str) -> NoReturn:
+    raise MalformedCredential(message, reason="claims")

@@ -1,0 +1,110 @@
+"""COSE_Sign1 (RFC 9052 §4.2) encode/decode and the two signature algorithms we accept.
+
+Only what a card credential and a trust bundle need: tagged COSE_Sign1, protected header with
+``alg`` (1) and ``kid`` (4), an attached payload, EdDSA (Ed25519) or ES256 with raw ``r‖s``
+signatures. Anything else — unknown ``crit`` parameters, detached payloads, untagged input,
+trailing bytes — is refused with a typed error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NoReturn
+
+from cbor2 import CBORTag
+
+from cardsvc.credential._cbor import bstr_header, decode_exact, encode
+from cardsvc.errors import MalformedCredential
+
+COSE_SIGN1_TAG = 18
+HEADER_ALG = 1
+HEADER_CRIT = 2
+HEADER_KID = 4
+_SIG1_CONTEXT = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
+_EMPTY_AAD = b"\x40"
+
+
+class Algorithm(IntEnum):
+    """COSE algorithm identifiers (IANA COSE Algorithms registry)."""
+
+    eddsa = -8
+    es256 = -7
+
+    @property
+    def label(self) -> str:
+        return {Algorithm.eddsa: "EdDSA", Algorithm.es256: "ES256"}[self]
+
+    @classmethod
+    def parse(cls, value: str | int) -> Algorithm:
+        """From a label (``EdDSA``/``ES256``, any case) or a COSE number."""
+        for alg in cls:
+            if value in (alg.value, alg.label) or str(value).lower() == alg.label.lower():
+                return alg
+        raise ValueError(f"unsupported algorithm {value!r} (EdDSA or ES256)")
+
+
+@dataclass(frozen=True, slots=True)
+class Sign1:
+    """A decoded COSE_Sign1: the protected header bytes exactly as received, and its fields."""
+
+    protected: bytes
+    alg: int
+    kid: bytes
+    payload: bytes
+    signature: bytes
+
+    def to_be_signed(self) -> bytes:
+        return sig_structure(self.protected, self.payload)
+
+
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """``Sig_structure`` for COSE_Sign1 with empty external AAD (RFC 9052 §4.4)."""
+    return b"".join(
+        (_SIG1_CONTEXT, bstr_header(len(protected)), protected, _EMPTY_AAD,
+         bstr_header(len(payload)), payload)
+    )
+
+
+def protected_header(alg: Algorithm, kid: bytes) -> bytes:
+    return encode({HEADER_ALG: int(alg), HEADER_KID: kid})
+
+
+def encode_sign1(protected: bytes, payload: bytes, signature: bytes) -> bytes:
+    """Tagged COSE_Sign1 with an empty unprotected header."""
+    return encode(CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+
+
+def decode_sign1(raw: bytes, *, max_size: int) -> Sign1:
+    """Parse tagged COSE_Sign1 bytes; raises ``MalformedCredential`` with a reason code."""
+    if len(raw) > max_size:
+        _fail("too_large")
+    item = decode_exact(raw, _fail)
+    if not isinstance(item, CBORTag) or item.tag != COSE_SIGN1_TAG:
+        _fail("cose_structure")
+    fields = item.value
+    if not isinstance(fields, list) or len(fields) != 4:
+        _fail("cose_structure")
+    protected, unprotected, payload, signature = fields
+    if not (isinstance(protected, bytes) and isinstance(unprotected, dict)
+            and isinstance(payload, bytes) and isinstance(signature, bytes)):
+        _fail("cose_structure")
+    alg, kid = _header_fields(protected, unprotected)
+    return Sign1(protected, alg, kid, payload, signature)
+
+
+def _header_fields(protected: bytes, unprotected: dict[Any, Any]) -> tuple[int, bytes]:
+    header = decode_exact(protected, _fail) if protected else {}
+    if not isinstance(header, dict) or HEADER_CRIT in header or HEADER_CRIT in unprotected:
+        _fail("cose_structure")
+    alg = header.get(HEADER_ALG)
+    kid = header.get(HEADER_KID, unprotected.get(HEADER_KID))
+    if type(alg) is not int or HEADER_ALG in unprotected:
+        _fail("cose_structure")
+    if not isinstance(kid, bytes) or not kid:
+        _fail("cose_structure")
+    return alg, kid
+
+
+def _fail(reason: str) -> NoReturn:
+    raise MalformedCredential(f"not a valid COSE_Sign1 credential ({reason})", reason=reason)

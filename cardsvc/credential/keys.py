@@ -1,0 +1,156 @@
+"""Issuer keys as verifiers see them, the ``Signer`` protocol, and public-key codecs.
+
+A key id (``kid``) is a lookup hint; what a verifier trusts is the key record that a signed
+trust bundle (or the local key store) binds to it: algorithm, public key, state and window.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from cardsvc.credential.cose import Algorithm
+from cardsvc.errors import CredentialVerificationError, KeyStoreError
+
+KID_SIZE = 1  # a hint only; every byte counts in a 128-byte credential (store keeps kids unique)
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+class KeyState(StrEnum):
+    """Issuer key life cycle: active (signs) → retired (verify-only) → revoked (nothing verifies)."""
+
+    active = "active"
+    retired = "retired"
+    revoked = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerKey:
+    """A public signing key with its state and window.
+
+    ``not_before``/``not_after`` bound when the key may *sign*: a credential whose ``iat`` lies
+    outside them is refused; ``not_after`` is the retirement cut-off (``None`` = open-ended).
+    """
+
+    kid: bytes
+    alg: Algorithm
+    public_key: bytes
+    state: KeyState
+    not_before: datetime
+    not_after: datetime | None = None
+
+    def may_sign_at(self, moment: datetime) -> bool:
+        if self.state is not KeyState.active or moment < self.not_before:
+            return False
+        return self.not_after is None or moment < self.not_after
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Anything that signs with one key: a software key, a PKCS#11 key, a test double."""
+
+    @property
+    def kid(self) -> bytes: ...
+
+    @property
+    def alg(self) -> Algorithm: ...
+
+    def sign(self, data: bytes) -> bytes:
+        """The COSE signature over ``data`` (Ed25519: 64 bytes; ES256: raw r‖s, 64 bytes)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SoftwareSigner:
+    """A signer over a private key held in process memory (file key store, tests)."""
+
+    kid: bytes
+    alg: Algorithm
+    private_key: PrivateKey
+
+    @classmethod
+    def generate(cls, alg: Algorithm = Algorithm.eddsa, kid: bytes | None = None) -> SoftwareSigner:
+        return cls(kid or new_kid(), alg, generate_private_key(alg))
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
+            return self.private_key.sign(data)
+        der = self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return raw_ecdsa_signature(der)
+
+    def public_key_bytes(self) -> bytes:
+        return public_bytes(self.private_key.public_key())
+
+
+def new_kid() -> bytes:
+    return os.urandom(KID_SIZE)
+
+
+def generate_private_key(alg: Algorithm) -> PrivateKey:
+    if alg is Algorithm.eddsa:
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_bytes(key: PrivateKey) -> bytes:
+    """Raw private key: the 32-byte Ed25519 seed or the 32-byte P-256 scalar."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.private_bytes_raw()
+    return key.private_numbers().private_value.to_bytes(32, "big")
+
+
+def load_private_key(alg: Algorithm, raw: bytes) -> PrivateKey:
+    try:
+        if alg is Algorithm.eddsa:
+            return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+        return ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    except ValueError as exc:
+        raise KeyStoreError("stored private key is corrupt") from exc
+
+
+def public_bytes(key: PublicKey) -> bytes:
+    """Raw Ed25519 (32 B) or uncompressed SEC1 P-256 point (65 B)."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key.public_bytes_raw()
+    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def load_public_key(alg: Algorithm, raw: bytes) -> PublicKey:
+    """Parse a raw public key for ``alg``; raises ``ValueError`` on a malformed key."""
+    if alg is Algorithm.eddsa:
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    if len(raw) != 65:
+        raise ValueError("P-256 public key must be a 65-byte uncompressed point")
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+
+
+def raw_ecdsa_signature(der: bytes) -> bytes:
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def verify_signature(key: PublicKey, signature: bytes, message: bytes) -> None:
+    """Check a COSE signature; raises ``CredentialVerificationError(reason="signature")``."""
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, message)
+            return
+        if len(signature) != 64:
+            raise InvalidSignature
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                   int.from_bytes(signature[32:], "big"))
+        key.verify(der, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise CredentialVerificationError("signature does not verify", reason="signature") from None
