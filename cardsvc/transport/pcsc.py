@@ -1,0 +1,337 @@
+"""PC/SC transport: the ONLY module that imports pyscard (``smartcard``).
+
+Every PC/SC failure becomes a typed error from :mod:`cardsvc.errors` (``raise … from exc``):
+``CardRemoved`` for a card pulled mid-command, ``ReaderUnavailable`` for a missing reader or
+service, ``NoCard`` when nothing is on the reader, ``CardTimeout`` when a wait or a command runs
+out of time, ``TransportError`` otherwise.
+
+No call here can hang: status waits use ``SCardGetStatusChange`` with a finite timeout, and
+``transmit`` runs ``SCardTransmit`` on the connection's own worker thread and gives up after
+``timeout_s`` (pcsc-lite has no transmit timeout of its own, and a mute card behind vpcd would
+block it forever). After a transmit timeout the connection is dead: later calls raise
+``CardTimeout`` and ``close()`` only queues the disconnect behind the stuck call.
+Each connection owns its own PC/SC context, so a stuck connection never blocks another one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from smartcard import scard
+
+from cardsvc.errors import (
+    CardRemoved,
+    CardTimeout,
+    NoCard,
+    ReaderUnavailable,
+    TransportError,
+)
+from cardsvc.transport import trace
+from cardsvc.transport.base import ReaderInfo
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_TRANSMIT_TIMEOUT_S = 5.0
+_POLL_SLICE_MS = 500  # each SCardGetStatusChange call is bounded; loops check the deadline
+
+_UNAVAILABLE = {
+    scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR,
+    scard.SCARD_E_READER_UNAVAILABLE, scard.SCARD_E_UNKNOWN_READER,
+    scard.SCARD_E_NO_READERS_AVAILABLE,
+}
+_REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD}
+_TIMEOUT = {scard.SCARD_E_TIMEOUT, scard.SCARD_W_UNRESPONSIVE_CARD}
+_AMBIGUOUS = {scard.SCARD_E_NOT_TRANSACTED & 0xFFFFFFFF, scard.SCARD_F_UNKNOWN_ERROR & 0xFFFFFFFF}
+_REMOVAL_GRACE_S = 1.5  # pcscd polls card presence every 400 ms
+
+
+class PcscFailure(Exception):
+    """Internal: a non-success PC/SC return code, converted to a cardsvc error at the edge."""
+
+    def __init__(self, what: str, hresult: int) -> None:
+        self.what = what
+        self.hresult = hresult & 0xFFFFFFFF
+        super().__init__(f"{what}: {describe(hresult)}")
+
+
+def describe(hresult: int) -> str:
+    """``SCARD_E_… (0x8010…)`` text for a return code."""
+    code = hresult & 0xFFFFFFFF
+    name = next((n for n in dir(scard) if n.startswith(("SCARD_E_", "SCARD_W_", "SCARD_F_"))
+                 and getattr(scard, n) & 0xFFFFFFFF == code), "unknown")
+    return f"{name} (0x{code:08X})"
+
+
+def _check(what: str, hresult: int) -> None:
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise PcscFailure(what, hresult)
+
+
+def to_error(failure: PcscFailure, *, reader: str, connecting: bool = False) -> TransportError:
+    """Map one PC/SC return code to the cardsvc error tree (the only place that does it)."""
+    code = failure.hresult
+    text = f"{reader}: {failure}" if reader else str(failure)
+    if code in {c & 0xFFFFFFFF for c in _REMOVED}:
+        return NoCard(text) if connecting else CardRemoved(text)
+    if code in {c & 0xFFFFFFFF for c in _UNAVAILABLE}:
+        return ReaderUnavailable(text)
+    if code in {c & 0xFFFFFFFF for c in _TIMEOUT}:
+        return CardTimeout(text)
+    return TransportError(text)
+
+
+# --- contexts and reader states ----------------------------------------------------------------
+
+
+def _establish() -> Any:
+    try:
+        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        _check("SCardEstablishContext", hresult)
+    except PcscFailure as exc:
+        raise to_error(exc, reader="") from exc
+    return context
+
+
+def _release(context: Any) -> None:
+    hresult = scard.SCardReleaseContext(context)
+    if hresult != scard.SCARD_S_SUCCESS:
+        _log.debug("SCardReleaseContext: %s", describe(hresult))
+
+
+def _reader_names(context: Any) -> list[str]:
+    hresult, names = scard.SCardListReaders(context, [])
+    _check("SCardListReaders", hresult)
+    if not names:
+        raise PcscFailure("SCardListReaders", scard.SCARD_E_NO_READERS_AVAILABLE)
+    return list(names)
+
+
+def _states(context: Any, names: list[str], timeout_ms: int,
+            current: list[int] | None = None) -> list[tuple[str, int, bytes]]:
+    known = current or [scard.SCARD_STATE_UNAWARE] * len(names)
+    request = [(name, state) for name, state in zip(names, known, strict=True)]
+    hresult, states = scard.SCardGetStatusChange(context, timeout_ms, request)
+    if hresult == scard.SCARD_E_TIMEOUT:
+        return [(name, state, b"") for name, state in request]
+    _check("SCardGetStatusChange", hresult)
+    return [(name, event, bytes(atr)) for name, event, atr in states]
+
+
+def _present(event: int) -> bool:
+    return bool(event & scard.SCARD_STATE_PRESENT) and not event & scard.SCARD_STATE_MUTE
+
+
+def list_readers() -> list[ReaderInfo]:
+    """Every reader with the ATR of the card in it (``None`` when empty or mute).
+
+    Raises :class:`ReaderUnavailable` when the PC/SC service is not running or has no readers.
+    """
+    context = _establish()
+    try:
+        names = _reader_names(context)
+        states = _states(context, names, 0)
+    except PcscFailure as exc:
+        raise to_error(exc, reader="") from exc
+    finally:
+        _release(context)
+    return [ReaderInfo(name, atr if _present(event) else None) for name, event, atr in states]
+
+
+def wait_for_card(reader: str, timeout_s: float) -> bytes:
+    """Block until a card is on ``reader`` (its ATR); :class:`NoCard` after ``timeout_s``."""
+    event, atr = _wait_state(reader, timeout_s, _present)
+    del event
+    if not atr:
+        raise NoCard(f"{reader}: no card within {timeout_s:g} s")
+    return atr
+
+
+def wait_for_removal(reader: str, timeout_s: float) -> None:
+    """Block until ``reader`` is empty; :class:`CardTimeout` after ``timeout_s``."""
+    event, _ = _wait_state(reader, timeout_s, lambda e: bool(e & scard.SCARD_STATE_EMPTY))
+    if not event & scard.SCARD_STATE_EMPTY:
+        raise CardTimeout(f"{reader}: card still present after {timeout_s:g} s")
+
+
+def _wait_state(reader: str, timeout_s: float, done: Callable[[int], bool]) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout_s
+    context = _establish()
+    try:
+        return _poll_until(context, reader, deadline, done)
+    except PcscFailure as exc:
+        raise to_error(exc, reader=reader) from exc
+    finally:
+        _release(context)
+
+
+def _poll_until(context: Any, reader: str, deadline: float,
+                done: Callable[[int], bool]) -> tuple[int, bytes]:
+    known, timeout_ms = scard.SCARD_STATE_UNAWARE, 0
+    while True:
+        ((_, event, atr),) = _states(context, [reader], timeout_ms, [known])
+        if event & (scard.SCARD_STATE_UNKNOWN | scard.SCARD_STATE_UNAVAILABLE):
+            raise PcscFailure("SCardGetStatusChange", scard.SCARD_E_UNKNOWN_READER)
+        if done(event):
+            return event, atr
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            return event, b""
+        known, timeout_ms = event & ~scard.SCARD_STATE_CHANGED, min(remaining_ms, _POLL_SLICE_MS)
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+def connect(reader: str, *, exclusive: bool = False,
+            timeout_s: float = DEFAULT_TRANSMIT_TIMEOUT_S) -> PcscConnection:
+    """Connect to the card on ``reader`` (T=0 or T=1).
+
+    Raises :class:`ReaderUnavailable` for an unknown reader or a stopped service, :class:`NoCard`
+    when the reader is empty.
+    """
+    context = _establish()
+    share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
+    try:
+        hresult, handle, protocol = scard.SCardConnect(
+            context, reader, share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+        _check("SCardConnect", hresult)
+        atr = _card_atr(handle)
+    except PcscFailure as exc:
+        _release(context)
+        raise to_error(exc, reader=reader, connecting=True) from exc
+    return PcscConnection(context, handle, protocol, reader, atr, timeout_s)
+
+
+def _card_atr(handle: Any) -> bytes:
+    hresult, _name, _state, _protocol, atr = scard.SCardStatus(handle)
+    _check("SCardStatus", hresult)
+    return bytes(atr)
+
+
+class _Worker:
+    """One daemon thread that runs the connection's blocking PC/SC calls, one at a time."""
+
+    def __init__(self, name: str) -> None:
+        self._requests: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        while (job := self._requests.get()) is not None:
+            try:
+                self._results.put((True, job()))
+            except BaseException as exc:  # handed back to the caller thread, re-raised there
+                self._results.put((False, exc))
+
+    def call(self, job: Callable[[], Any], timeout_s: float) -> Any:
+        self._requests.put(job)
+        ok, value = self._results.get(timeout=timeout_s)
+        if not ok:
+            raise value
+        return value
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        self._requests.put(job)
+
+    def stop(self) -> None:
+        self._requests.put(None)
+
+
+class PcscConnection:
+    """An open PC/SC card handle; implements :class:`~cardsvc.transport.base.CardConnection`."""
+
+    def __init__(self, context: Any, handle: Any, protocol: int, reader: str, atr: bytes,
+                 timeout_s: float) -> None:
+        self._context = context
+        self._handle = handle
+        self._protocol = protocol
+        self._reader = reader
+        self._atr = atr
+        self._timeout_s = timeout_s
+        self._worker = _Worker(f"pcsc:{reader}")
+        self._dead: TransportError | None = None  # the failure that ended this connection
+        self._closed = False
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    @property
+    def reader(self) -> str:
+        return self._reader
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if self._closed or self._dead:
+            raise self._unusable()
+        started = time.perf_counter()
+        try:
+            response: bytes = self._worker.call(lambda: self._transmit(apdu), self._timeout_s)
+        except queue.Empty as exc:
+            self._dead = CardTimeout(f"{self._reader}: card did not answer within {self._timeout_s:g} s")
+            raise self._dead from exc
+        except PcscFailure as exc:
+            if exc.hresult in _AMBIGUOUS:
+                raise self._lost(str(exc)) from exc
+            raise to_error(exc, reader=self._reader) from exc
+        if len(response) < 2:
+            raise self._lost(f"{len(response)}-byte response")
+        if trace.enabled():
+            trace.trace_exchange(self._reader, apdu, response, time.perf_counter() - started)
+        return response
+
+    def _unusable(self) -> TransportError:
+        if self._dead is not None:
+            return type(self._dead)(f"connection unusable: {self._dead.message}")
+        return TransportError(f"{self._reader}: connection closed")
+
+    def _lost(self, what: str) -> TransportError:
+        """A failed exchange: :class:`CardRemoved` if the reader reports the card gone soon after.
+
+        vpcd answers an empty response when the card leaves mid-command, and real readers often
+        say ``SCARD_E_NOT_TRANSACTED``; pcscd notices the removal at its next presence poll.
+        """
+        try:
+            wait_for_removal(self._reader, _REMOVAL_GRACE_S)
+        except TransportError:
+            self._dead = TransportError(f"{self._reader}: transmit failed ({what}); card still present")
+        else:
+            self._dead = CardRemoved(f"{self._reader}: card removed during the command ({what})")
+        return self._dead
+
+    def _transmit(self, apdu: bytes) -> bytes:
+        hresult, response = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
+        _check("SCardTransmit", hresult)
+        return bytes(response)
+
+    def close(self) -> None:
+        """Disconnect with SCARD_UNPOWER_CARD and release the context (idempotent, never blocks)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._dead:
+            self._worker.submit(self._disconnect)
+            self._worker.stop()
+            return
+        try:
+            self._worker.call(self._disconnect, self._timeout_s)
+        except queue.Empty:
+            _log.warning("%s: disconnect did not finish within %g s", self._reader, self._timeout_s)
+        finally:
+            self._worker.stop()
+
+    def _disconnect(self) -> None:
+        hresult = scard.SCardDisconnect(self._handle, scard.SCARD_UNPOWER_CARD)
+        if hresult != scard.SCARD_S_SUCCESS:
+            _log.debug("%s: SCardDisconnect: %s", self._reader, describe(hresult))
+        _release(self._context)
+
+    def __enter__(self) -> PcscConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
