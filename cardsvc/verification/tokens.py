@@ -1,0 +1,190 @@
+"""API client tokens: random, shown once, stored as a hash, revocable.
+
+A token reads ``cs_<id>_<secret>``: ``id`` is 12 lowercase hex characters, public (it names the client
+in logs and audit rows); ``secret`` is ``secrets.token_urlsafe(32)`` — 256 random bits.
+
+Stored hash: SHA-256 over a domain tag and the whole token, not HMAC with a pepper and not a slow
+password hash. The secret has 256 bits of entropy, so a leaked hash cannot be brute-forced and a slow
+KDF would only cost milliseconds on every request; a pepper would add a second secret to distribute
+to every worker and rotate, and buys nothing against guessing at this entropy. Hashing the id with the
+secret binds a hash to its client row: moving a hash to another row does not make a working token.
+Verification recomputes the hash and compares with :func:`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cardsvc.errors import AuthenticationRequired, Conflict, InvalidRecord, NotFound
+from cardsvc.logging import get_logger
+from cardsvc.verification.roles import Role
+
+log = get_logger(__name__)
+
+TOKEN_PREFIX = "cs"  # noqa: S105 - a public marker, not a secret
+_HASH_TAG = b"cardsvc client token v1\x00"
+_TOKEN_RE = re.compile(r"cs_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})")
+_PLACE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_DUMMY_HASH = bytes(32)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """One API client as the store keeps it. ``label`` is an operator's note, never personal data."""
+
+    client_id: str
+    label: str
+    role: Role
+    token_hash: bytes = field(repr=False)
+    created_at: datetime
+    service_point_id: str | None = None
+    partner_base_id: str | None = None
+    revoked: bool = False
+
+    def __post_init__(self) -> None:
+        _check_binding(self.role, self.service_point_id, self.partner_base_id)
+
+
+def _check_binding(role: Role, service_point_id: str | None, partner_base_id: str | None) -> None:
+    """service_point clients name exactly one service point, partners one base, others neither."""
+    want_point, want_base = role is Role.service_point, role is Role.partner
+    if want_point != (service_point_id is not None):
+        raise InvalidRecord("required for service_point clients only", field="service_point_id")
+    if want_base != (partner_base_id is not None):
+        raise InvalidRecord("required for partner clients only", field="partner_base_id")
+    for name, value in (("service_point_id", service_point_id), ("partner_base_id", partner_base_id)):
+        if value is not None and not _PLACE_ID_RE.fullmatch(value):
+            raise InvalidRecord("1-64 characters of A-Z a-z 0-9 _ . : -", field=name)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new client and its token. The token exists only here: show it once, then drop it."""
+
+    client: ClientRecord
+    token: str = field(repr=False)
+
+
+class ClientStore(Protocol):
+    """Where client records live (in memory now; the registry's table next)."""
+
+    async def get(self, client_id: str) -> ClientRecord | None: ...
+
+    async def add(self, record: ClientRecord) -> None:
+        """Store a new client; :class:`Conflict` if the id exists."""
+
+    async def revoke(self, client_id: str) -> ClientRecord:
+        """Mark revoked and return the updated record; :class:`NotFound` if absent."""
+
+    async def list(self) -> Sequence[ClientRecord]: ...
+
+
+class InMemoryClientStore:
+    """A :class:`ClientStore` in a dict (tests, single-process dev)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ClientRecord] = {}
+        self._lock = threading.Lock()
+
+    async def get(self, client_id: str) -> ClientRecord | None:
+        return self._records.get(client_id)
+
+    async def add(self, record: ClientRecord) -> None:
+        with self._lock:
+            if record.client_id in self._records:
+                raise Conflict(f"client {record.client_id} exists")
+            self._records[record.client_id] = record
+
+    async def revoke(self, client_id: str) -> ClientRecord:
+        with self._lock:
+            record = self._records.get(client_id)
+            if record is None:
+                raise NotFound(f"no client {client_id}")
+            updated = replace(record, revoked=True)
+            self._records[client_id] = updated
+            return updated
+
+    async def list(self) -> Sequence[ClientRecord]:
+        return sorted(self._records.values(), key=lambda r: (r.created_at, r.client_id))
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> bytes:
+    """The stored form of a token (see the module docstring for why plain SHA-256)."""
+    return hashlib.sha256(_HASH_TAG + token.encode("ascii")).digest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh ``(client_id, token)`` pair."""
+    client_id = secrets.token_hex(6)
+    return client_id, f"{TOKEN_PREFIX}_{client_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_client_id(token: str) -> str:
+    """The public id inside a token; :class:`AuthenticationRequired` if it is not of our form."""
+    match = _TOKEN_RE.fullmatch(token)
+    if match is None:
+        raise AuthenticationRequired("invalid or revoked token")
+    return match["id"]
+
+
+async def authenticate(store: ClientStore, token: str) -> ClientRecord:
+    """The client a token belongs to; fails closed for malformed, unknown, wrong or revoked tokens."""
+    client_id = parse_client_id(token)
+    record = await store.get(client_id)
+    expected = record.token_hash if record is not None else _DUMMY_HASH
+    matches = hmac.compare_digest(hash_token(token), expected)
+    if record is None or not matches or record.revoked:
+        log.info("token refused for client %s", client_id)
+        raise AuthenticationRequired("invalid or revoked token")
+    return record
+
+
+async def create_client(
+    store: ClientStore,
+    *,
+    label: str,
+    role: Role,
+    service_point_id: str | None = None,
+    partner_base_id: str | None = None,
+    clock: Clock = utc_now,
+) -> IssuedToken:
+    """Create a client with a new random token; the token is returned once and stored only hashed."""
+    if not 1 <= len(label) <= 80:
+        raise InvalidRecord("1-80 characters", field="label")
+    client_id, token = new_token()
+    record = ClientRecord(
+        client_id=client_id,
+        label=label,
+        role=role,
+        token_hash=hash_token(token),
+        created_at=clock(),
+        service_point_id=service_point_id,
+        partner_base_id=partner_base_id,
+    )
+    await store.add(record)
+    log.info("client %s created with role %s", client_id, role.value)
+    return IssuedToken(client=record, token=token)
+
+
+async def revoke_client(store: ClientStore, client_id: str) -> ClientRecord:
+    """Revoke a client; its token stops working on the next request."""
+    record = await store.revoke(client_id)
+    log.info("client %s revoked", client_id)
+    return record

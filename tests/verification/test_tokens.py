@@ -1,0 +1,136 @@
+"""API client tokens: format, hashed storage, authentication failures, revocation, role binding."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from cardsvc.errors import AuthenticationRequired, Conflict, InvalidRecord, NotFound
+from cardsvc.verification.roles import Role
+from cardsvc.verification.tokens import (
+    ClientRecord,
+    InMemoryClientStore,
+    IssuedToken,
+    authenticate,
+    create_client,
+    hash_token,
+    parse_client_id,
+    revoke_client,
+)
+
+T0 = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def make(store: InMemoryClientStore, role: Role = Role.clerk, **kw: str) -> IssuedToken:
+    return asyncio.run(create_client(store, label="front desk 1", role=role, clock=lambda: T0, **kw))
+
+
+def test_token_format_and_hash_storage() -> None:
+    store = InMemoryClientStore()
+    issued = make(store)
+    prefix, client_id, secret = issued.token.split("_", 2)
+    assert prefix == "cs" and client_id == issued.client.client_id and len(secret) == 43
+    assert issued.client.token_hash == hash_token(issued.token)
+    assert issued.client.token_hash != hashlib.sha256(issued.token.encode()).digest()  # domain-tagged
+    assert issued.token not in repr(issued) and issued.token not in repr(issued.client)
+    assert issued.client.created_at == T0
+
+
+def test_tokens_are_unique() -> None:
+    store = InMemoryClientStore()
+    tokens = {make(store).token for _ in range(50)}
+    assert len(tokens) == 50
+
+
+def test_authenticate_returns_the_client() -> None:
+    store = InMemoryClientStore()
+    issued = make(store, Role.partner, partner_base_id="base-7")
+    record = asyncio.run(authenticate(store, issued.token))
+    assert record.role is Role.partner and record.partner_base_id == "base-7"
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # wrong secret
+        lambda t: "cs_000000000000_" + t.split("_", 2)[2],  # unknown id
+        lambda t: t.replace("cs_", "xx_"),  # wrong prefix
+        lambda t: t + "A",  # too long
+        lambda _: "",  # empty
+        lambda _: "cs_" + "é" * 60,  # non-ASCII
+    ],
+)
+def test_bad_tokens_are_refused(mangle) -> None:
+    store = InMemoryClientStore()
+    issued = make(store)
+    with pytest.raises(AuthenticationRequired, match="invalid or revoked token"):
+        asyncio.run(authenticate(store, mangle(issued.token)))
+
+
+def test_revoked_token_is_refused() -> None:
+    store = InMemoryClientStore()
+    issued = make(store)
+    revoked = asyncio.run(revoke_client(store, issued.client.client_id))
+    assert revoked.revoked
+    with pytest.raises(AuthenticationRequired):
+        asyncio.run(authenticate(store, issued.token))
+
+
+def test_revoking_unknown_client_is_not_found() -> None:
+    with pytest.raises(NotFound):
+        asyncio.run(revoke_client(InMemoryClientStore(), "0123456789ab"))
+
+
+def test_duplicate_client_id_conflicts() -> None:
+    store = InMemoryClientStore()
+    issued = make(store)
+    with pytest.raises(Conflict):
+        asyncio.run(store.add(issued.client))
+
+
+def test_hash_moved_to_another_row_does_not_authenticate() -> None:
+    store = InMemoryClientStore()
+    a, b = make(store), make(store)
+    forged = ClientRecord(client_id=b.client.client_id, label="x", role=Role.admin,
+                          token_hash=a.client.token_hash, created_at=T0)
+    other = InMemoryClientStore()
+    asyncio.run(other.add(forged))
+    with pytest.raises(AuthenticationRequired):
+        asyncio.run(authenticate(other, a.token))
+
+
+@pytest.mark.parametrize(
+    ("role", "kw", "field"),
+    [
+        (Role.service_point, {}, "service_point_id"),
+        (Role.partner, {}, "partner_base_id"),
+        (Role.clerk, {"service_point_id": "sp-1"}, "service_point_id"),
+        (Role.admin, {"partner_base_id": "b-1"}, "partner_base_id"),
+        (Role.partner, {"partner_base_id": "bad id with spaces"}, "partner_base_id"),
+    ],
+)
+def test_binding_rules(role: Role, kw: dict[str, str], field: str) -> None:
+    with pytest.raises(InvalidRecord) as info:
+        make(InMemoryClientStore(), role, **kw)
+    assert info.value.field == field
+
+
+def test_label_length_is_checked() -> None:
+    with pytest.raises(InvalidRecord):
+        asyncio.run(create_client(InMemoryClientStore(), label="", role=Role.clerk))
+
+
+def test_parse_client_id() -> None:
+    assert parse_client_id("cs_0123456789ab_" + "A" * 43) == "0123456789ab"
+    with pytest.raises(AuthenticationRequired):
+        parse_client_id("cs_0123456789AB_" + "A" * 43)  # ids are lowercase hex
+
+
+def test_list_is_ordered() -> None:
+    store = InMemoryClientStore()
+    made = [make(store).client.client_id for _ in range(3)]
+    listed = [r.client_id for r in asyncio.run(store.list())]
+    assert sorted(made) == listed  # same created_at: ordered by id
