@@ -1,0 +1,40 @@
+"""ISO/IEC 9797-1 MAC algorithm 3 ("retail MAC", ANSI X9.19) with padding method 2.
+
+The message is padded with ``80 00…`` to a whole number of 8-byte blocks, chained with single
+DES under K (the key's left half) from an arbitrary IV, and the last chaining value is finished
+with ``E(K, D(K', ·))`` where K' is the right half. FMCOS line protection uses it with
+IV = 4-byte card challenge ‖ 00000000 and keeps the first 4 bytes.
+"""
+
+from __future__ import annotations
+
+from cardsvc.cardcrypto import des
+from cardsvc.errors import CryptoError
+
+BLOCK = des.BLOCK
+KEY_SIZE = 16
+
+
+def pad_method2(data: bytes, block: int = BLOCK) -> bytes:
+    """ISO/IEC 9797-1 padding method 2: append ``80`` then ``00`` up to a whole block (always)."""
+    padded = data + b"\x80"
+    return padded + bytes(-len(padded) % block)
+
+
+def unpad_method2(data: bytes, block: int = BLOCK) -> bytes:
+    """Remove padding method 2; raises :class:`CryptoError` when the padding is not there."""
+    if not data or len(data) % block:
+        raise CryptoError(f"padded data must be whole {block}-byte blocks, got {len(data)}")
+    end = data.rstrip(b"\x00")
+    if not end or end[-1] != 0x80 or len(data) - len(end) >= block:
+        raise CryptoError("padding method 2 not found")
+    return end[:-1]
+
+
+def retail_mac(key: bytes, data: bytes, iv: bytes = des.ZERO_IV) -> bytes:
+    """The full 8-byte MAC algorithm 3 value over ``pad_method2(data)``; callers truncate."""
+    if len(key) != KEY_SIZE:
+        raise CryptoError(f"retail MAC key must be {KEY_SIZE} bytes, got {len(key)}")
+    left, right = key[:BLOCK], key[BLOCK:]
+    chained = des.cbc_encrypt(left, iv, pad_method2(data))[-BLOCK:]
+    return des.ecb_encrypt(left, des.ecb_decrypt(right, chained))
