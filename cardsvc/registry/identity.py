@@ -63,7 +63,7 @@ def parse_id_number(raw: object, *, today: dt.date) -> IdNumber:
     if isinstance(raw, (int, float)):
         raise InvalidRecord("stored as a number: Excel keeps 15 digits, format the column as text",
                             field="id_number", reason="id_stored_as_number")
-    text = re.sub(r"\s", "", normalise_text(str(raw))).upper()
+    text = re.sub(r"\s", "", normalise_text("" if raw is None else str(raw))).upper()
     if not text:
         raise InvalidRecord("missing", field="id_number", reason="missing")
     if _SCIENTIFIC.match(text):

@@ -52,6 +52,7 @@ class PostgresServer:
     root: Path
     port: int
     durable: bool = False
+    template: str | None = None  # a migrated database that tests copy (CREATE DATABASE … TEMPLATE)
 
     @property
     def data_dir(self) -> Path:

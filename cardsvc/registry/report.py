@@ -1,0 +1,59 @@
+"""The per-row import report, written as XLSX or CSV (by the output file's extension).
+
+One line per problem: row number, column (as the file names it), reason code, explanation; then
+the totals. It never contains personal data: rows are named by number only.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from cardsvc.errors import ConfigError
+from cardsvc.registry.importer import ImportReport
+
+HEADER = ("行号 row", "字段 field", "原因 reason", "说明 message")
+
+
+def report_lines(report: ImportReport) -> Iterator[tuple[object, ...]]:
+    yield HEADER
+    for problem in report.problems:
+        yield problem.row, _inert(problem.field), problem.reason, _inert(problem.message)
+    yield ()
+    yield from _totals(report)
+    for notice in report.notices:
+        yield "notice", notice
+
+
+def _inert(text: str) -> str:
+    """Header text comes from the clerk's file: never let it become a spreadsheet formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _totals(report: ImportReport) -> list[tuple[str, object]]:
+    return [("source", report.source), ("dry_run", "yes" if report.dry_run else "no"),
+            ("rows_read", report.rows_read), ("created", report.created), ("updated", report.updated),
+            ("unchanged", report.unchanged), ("rejected_rows", report.rejected_rows)]
+
+
+def write_report(report: ImportReport, out: Path) -> None:
+    """Write ``report`` to ``out`` (``.xlsx`` or ``.csv``; CSV is UTF-8 with BOM for Excel)."""
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        with out.open("w", encoding="utf-8-sig", newline="") as handle:
+            csv.writer(handle).writerows(report_lines(report))
+    elif suffix == ".xlsx":
+        _write_xlsx(report, out)
+    else:
+        raise ConfigError(f"report file must end in .xlsx or .csv, not {suffix or 'nothing'}")
+
+
+def _write_xlsx(report: ImportReport, out: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("import report")
+    for line in report_lines(report):
+        sheet.append(list(line))
+    book.save(out)
