@@ -1,0 +1,63 @@
+"""Who is calling: ``Authorization: Bearer <token>`` → client, then rate limit, then route permission.
+
+:func:`authorize` runs on every route (an app-wide dependency), so no route can be added without an
+access decision: it looks the route's *name* up in :data:`cardsvc.verification.roles.ROUTE_POLICIES`,
+returns ``None`` for public routes, and otherwise raises 401 (no, malformed, unknown or revoked
+token), 429 (the client's bucket is empty — counted before the permission check, so probing routes
+one may not call costs budget too) or 403 (role not allowed).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cardsvc.api.services import Services
+from cardsvc.errors import AuthenticationRequired
+from cardsvc.verification.roles import check_permission, policy_for
+from cardsvc.verification.tokens import ClientRecord, authenticate
+
+
+def services_of(request: Request) -> Services:
+    services = request.app.state.services
+    if not isinstance(services, Services):
+        raise TypeError("app.state.services is not a Services container")
+    return services
+
+
+def route_name(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "name", "") or "")
+
+
+def bearer_token(header: str | None) -> str:
+    """The token from an ``Authorization`` header value; 401 when absent or not a Bearer token."""
+    if not header:
+        raise AuthenticationRequired("missing bearer token")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationRequired("missing bearer token")
+    return token.strip()
+
+
+async def authorize(request: Request) -> ClientRecord | None:
+    """The calling client, or ``None`` on a public route. Fails closed on an unlisted route."""
+    name = route_name(request)
+    if policy_for(name).public:
+        return None
+    services = services_of(request)
+    client = await authenticate(services.clients, bearer_token(request.headers.get("authorization")))
+    await services.rate_limiter.acquire(client.client_id)
+    check_permission(name, client.role)
+    return client
+
+
+async def current_client(client: Annotated[ClientRecord | None, Depends(authorize)]) -> ClientRecord:
+    """For handlers that need the client; a public route asking for one is a programming error."""
+    if client is None:
+        raise AuthenticationRequired("this route is public and has no client")
+    return client
+
+
+Client = Annotated[ClientRecord, Depends(current_client)]
+ServicesDep = Annotated[Services, Depends(services_of)]

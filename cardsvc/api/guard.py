@@ -1,0 +1,104 @@
+"""The request guard: body size limit, content-type check, and the last-resort 500.
+
+A pure ASGI middleware (no per-request task or thread). For methods that carry a body it buffers
+at most ``max_body`` bytes — refusing a larger ``Content-Length`` before reading anything, and a
+longer chunked body as soon as it passes the limit (413) — and refuses a non-empty body that is not
+JSON (415). Any exception that escapes the app becomes a problem+json 500 with an opaque id; the
+traceback goes to the server log under that id, never to the client.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cardsvc.api.problems import internal_error, problem
+from cardsvc.logging import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_MAX_BODY = 64 * 1024
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _Refused(Exception):  # internal signal, never leaves this module
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS:
+                receive = await self._buffered(scope, receive)
+            await self.app(scope, receive, tracking_send)
+        except _Refused as refused:
+            await problem(refused.status, refused.code, refused.detail)(scope, receive, send)
+        except Exception:
+            log.exception("unhandled exception on %s %s", scope["method"], scope["path"])
+            if not started:
+                await internal_error()(scope, receive, send)
+
+    async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _Refused(413, "payload_too_large", f"request body over {self.max_body} bytes")
+        body = await self._read(receive)
+        content_type = _header(scope, b"content-type")
+        if body and not is_json(content_type or ""):
+            raise _Refused(415, "unsupported_media_type", "request bodies must be application/json")
+        return _replay(body, receive)
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)  # client went away; the app will see an empty body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _Refused(413, "payload_too_large", f"request body over {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

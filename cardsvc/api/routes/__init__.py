@@ -1,0 +1,1 @@
+"""Route modules; each exposes ``router``. Every route has a ``name`` listed in ROUTE_POLICIES."""

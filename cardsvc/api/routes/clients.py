@@ -1,0 +1,64 @@
+"""Demonstration routes that need no database yet: whoami, client management, audit checkpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from cardsvc.api.auth import Client, ServicesDep
+from cardsvc.api.schemas import CLIENT_ID, CheckpointView, ClientCreate, ClientCreated, ClientView
+from cardsvc.api.services import Services
+from cardsvc.verification.audit import AuditEvent, Outcome, checkpoint
+from cardsvc.verification.tokens import create_client, revoke_client
+
+router = APIRouter(prefix="/v1")
+
+ClientId = Annotated[str, Path(pattern=CLIENT_ID)]
+
+
+@router.get("/whoami", name="whoami", response_model=ClientView)
+async def whoami(client: Client) -> ClientView:
+    """The calling client: its role and the service point or partner base it is bound to."""
+    return ClientView.of(client)
+
+
+@router.get("/clients", name="clients_list", response_model=list[ClientView])
+async def clients_list(services: ServicesDep, _client: Client) -> list[ClientView]:
+    """Every API client (admin)."""
+    return [ClientView.of(record) for record in await services.clients.list()]
+
+
+@router.post("/clients", name="clients_create", response_model=ClientCreated, status_code=201)
+async def clients_create(body: ClientCreate, services: ServicesDep, client: Client) -> ClientCreated:
+    """Create a client (admin). The token is in this response only; store it now."""
+    issued = await create_client(
+        services.clients,
+        label=body.label,
+        role=body.role,
+        service_point_id=body.service_point_id,
+        partner_base_id=body.partner_base_id,
+        clock=services.clock,
+    )
+    await _audit(services, "client.create", client.client_id, issued.client.client_id, "created")
+    return ClientCreated(**ClientView.of(issued.client).model_dump(), token=issued.token)
+
+
+@router.post("/clients/{client_id}/revoke", name="clients_revoke", response_model=ClientView)
+async def clients_revoke(client_id: ClientId, services: ServicesDep, client: Client) -> ClientView:
+    """Revoke a client (admin); its token stops working at once."""
+    record = await revoke_client(services.clients, client_id)
+    await _audit(services, "client.revoke", client.client_id, client_id, "revoked")
+    return ClientView.of(record)
+
+
+@router.get("/audit/checkpoint", name="audit_checkpoint", response_model=CheckpointView)
+async def audit_checkpoint(services: ServicesDep, _client: Client) -> CheckpointView:
+    """Size, RFC 6962 tree head and last chain hash of the audit log (admin)."""
+    return CheckpointView.of(checkpoint(await services.audit.rows()))
+
+
+async def _audit(services: Services, event_type: str, actor: str, subject: str, reason: str) -> None:
+    event = AuditEvent(event_type=event_type, actor=actor, subject=subject, outcome=Outcome.ok,
+                       reason=reason, timestamp=services.clock())
+    await services.audit.append(event)

@@ -1,0 +1,64 @@
+"""What the API is built from: one container of injected services, no module globals.
+
+:func:`in_memory_services` wires the DB-independent implementations (in-memory client store and
+audit sink, in-process or Redis rate limiter). The DB-backed client store and audit table, and the
+``db``/``key_store`` readiness probes, plug in here next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from cardsvc.config import Settings
+from cardsvc.verification.audit import AuditSink, InMemoryAuditSink
+from cardsvc.verification.ratelimit import (
+    DEFAULT_LIMIT,
+    RateLimit,
+    RateLimiter,
+    RedisRateLimiter,
+    build_rate_limiter,
+)
+from cardsvc.verification.tokens import ClientStore, InMemoryClientStore, utc_now
+
+# A readiness probe returns None (ready) or raises; it may be a plain or an async callable.
+ReadinessProbe = Callable[[], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request handler may use. Built once per app; tests build their own."""
+
+    clients: ClientStore
+    rate_limiter: RateLimiter
+    audit: AuditSink
+    readiness: Mapping[str, ReadinessProbe] = field(default_factory=lambda: MappingProxyType({}))
+    clock: Callable[[], datetime] = utc_now
+
+    async def aclose(self) -> None:
+        await self.rate_limiter.aclose()
+
+
+async def run_probe(probe: ReadinessProbe) -> None:
+    """Await an async probe; run a plain one in a thread so a slow check cannot stall the loop."""
+    result = probe() if inspect.iscoroutinefunction(probe) else await asyncio.to_thread(probe)
+    if inspect.isawaitable(result):
+        await result
+
+
+def in_memory_services(settings: Settings, *, rate_limit: RateLimit = DEFAULT_LIMIT) -> Services:
+    """Services that need no database: fine for tests and a single-process demo."""
+    limiter = build_rate_limiter(settings, rate_limit)
+    probes: dict[str, ReadinessProbe] = {}
+    if isinstance(limiter, RedisRateLimiter):
+        probes["redis"] = limiter.ping
+    return Services(
+        clients=InMemoryClientStore(),
+        rate_limiter=limiter,
+        audit=InMemoryAuditSink(),
+        readiness=MappingProxyType(probes),
+    )
