@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from cardsvc.errors import MalformedCredential
 
@@ -40,12 +40,12 @@ class CredentialClaims:
     version: int = CREDENTIAL_VERSION
 
     def __post_init__(self) -> None:
-        if not _CARD_NUMBER.fullmatch(self.card_number):
-            _bad("card number must be 1-16 digits")
-        if not (_CODE.fullmatch(self.issuer) and _CODE.fullmatch(self.profile)):
-            _bad("issuer and profile must be short printable ASCII codes")
-        if not all(_CODE.fullmatch(c) for c in self.categories):
-            _bad("category codes must be short printable ASCII codes")
+        if not (_CARD_NUMBER.fullmatch(self.card_number) and _CODE.fullmatch(self.issuer)
+                and _CODE.fullmatch(self.profile)):
+            _bad("card number must be 1-16 digits; issuer and profile short printable ASCII codes")
+        for category in self.categories:
+            if not _CODE.fullmatch(category):
+                _bad("category codes must be short printable ASCII codes")
         if not (0 <= self.key_version <= 0xFFFF and 1 <= self.version <= 0xFF):
             _bad("key version or credential version out of range")
         if self.issued_at.tzinfo is None or self.expires_at.tzinfo is None:
@@ -72,34 +72,30 @@ def claims_from_map(claims: object) -> CredentialClaims:
         _bad("CWT claims must be exactly iss, cti, iat, exp and the cardsvc claim")
     issuer, cti = claims.get(CLAIM_ISS), claims.get(CLAIM_CTI)
     iat, exp = claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
-    private = claims.get(CLAIM_CARDSVC)
-    if not (type(issuer) is str and type(cti) is bytes and _is_time(iat) and _is_time(exp)):
+    if not (type(issuer) is str and type(cti) is bytes and cti.isdigit()
+            and _is_time(iat) and _is_time(exp)):
         _bad("iss, cti, iat or exp missing or of the wrong type")
-    version, profile, key_version, categories = _private_fields(private)
-    try:
-        card_number = cti.decode("ascii")
-    except UnicodeDecodeError:
-        _bad("cti is not an ASCII card number")
+    profile, key_version, categories = _private_fields(claims.get(CLAIM_CARDSVC))
     return CredentialClaims(
-        issuer, card_number, datetime.fromtimestamp(iat, UTC), datetime.fromtimestamp(exp, UTC),
-        profile, key_version, categories, version,
+        issuer, cti.decode("ascii"), datetime.fromtimestamp(cast(int, iat), UTC),
+        datetime.fromtimestamp(cast(int, exp), UTC), profile, key_version, categories,
     )
 
 
-def _private_fields(private: object) -> tuple[int, str, int, tuple[str, ...]]:
-    if not isinstance(private, list) or len(private) not in (3, 4):
+def _private_fields(private: object) -> tuple[str, int, tuple[str, ...]]:
+    if type(private) is not list or not 3 <= len(private) <= 4:
         _bad("cardsvc claim must be [version, profile, key_version, categories?]")
-    version, profile, key_version = private[0], private[1], private[2]
-    categories = private[3] if len(private) == 4 else []
-    if not (type(version) is int and type(profile) is str and type(key_version) is int):
+    if private[0] != CREDENTIAL_VERSION or type(private[0]) is not int:
+        _bad(f"unsupported credential version {private[0]!r}")
+    profile, key_version = private[1], private[2]
+    if type(profile) is not str or type(key_version) is not int:
         _bad("cardsvc claim fields of the wrong type")
-    if version != CREDENTIAL_VERSION:
-        _bad(f"unsupported credential version {version}")
-    if not isinstance(categories, list) or not all(type(c) is str for c in categories):
-        _bad("categories must be a list of text codes")
-    if len(private) == 4 and not categories:
-        _bad("an empty category list must be omitted")
-    return version, profile, key_version, tuple(categories)
+    if len(private) == 3:
+        return profile, key_version, ()
+    categories = private[3]
+    if type(categories) is not list or not categories or not all(type(c) is str for c in categories):
+        _bad("categories must be a non-empty list of text codes (omit an empty one)")
+    return profile, key_version, tuple(categories)
 
 
 def _is_time(value: object) -> bool:

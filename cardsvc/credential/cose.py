@@ -79,6 +79,29 @@ def decode_sign1(raw: bytes, *, max_size: int) -> Sign1:
     """Parse tagged COSE_Sign1 bytes; raises ``MalformedCredential`` with a reason code."""
     if len(raw) > max_size:
         _fail("too_large")
+    return _decode_canonical(raw) or _decode_general(raw)
+
+
+# Our own credentials: D2 84 | 46 A2 01 <alg> 04 41 <kid> | A0 | 58 <n> <payload> | 58 40 <sig>
+_CANONICAL_ALG = {0x27: -8, 0x26: -7}
+
+
+def _decode_canonical(raw: bytes) -> Sign1 | None:
+    """Slice the exact layout we emit without a CBOR decoder (the verifier's hot path).
+
+    Only input byte-identical to that canonical layout takes this path — every length byte is
+    checked — so it accepts exactly what the general decoder would; anything else returns None.
+    """
+    if raw[:5] != b"\xd2\x84\x46\xa2\x01" or raw[6:8] != b"\x04\x41" or raw[9:11] != b"\xa0\x58":
+        return None
+    alg = _CANONICAL_ALG.get(raw[5])
+    end = 12 + raw[11]
+    if alg is None or raw[11] < 24 or raw[end : end + 2] != b"\x58\x40" or len(raw) != end + 66:
+        return None
+    return Sign1(raw[3:9], alg, raw[8:9], raw[12:end], raw[end + 2 :])
+
+
+def _decode_general(raw: bytes) -> Sign1:
     item = decode_exact(raw, _fail)
     if not isinstance(item, CBORTag) or item.tag != COSE_SIGN1_TAG:
         _fail("cose_structure")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -154,3 +154,36 @@ def verify_signature(key: PublicKey, signature: bytes, message: bytes) -> None:
         key.verify(der, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise CredentialVerificationError("signature does not verify", reason="signature") from None
+
+
+# --- CBOR form of a key record (trust bundle and key store catalogue) ---------------------------
+
+_KID, _ALG, _PUBLIC, _STATE, _NOT_BEFORE, _NOT_AFTER = 1, 2, 3, 4, 5, 6
+
+
+def key_to_map(key: IssuerKey) -> dict[int, object]:
+    return {
+        _KID: key.kid, _ALG: int(key.alg), _PUBLIC: key.public_key, _STATE: str(key.state),
+        _NOT_BEFORE: int(key.not_before.timestamp()),
+        _NOT_AFTER: None if key.not_after is None else int(key.not_after.timestamp()),
+    }
+
+
+def key_from_map(item: object) -> IssuerKey:
+    """Parse a key record; raises ``ValueError`` on anything off-form (callers wrap it)."""
+    if not isinstance(item, dict) or set(item) != {_KID, _ALG, _PUBLIC, _STATE, _NOT_BEFORE, _NOT_AFTER}:
+        raise ValueError("key record must have exactly kid, alg, public, state, not_before, not_after")
+    kid, alg, public, state = item[_KID], item[_ALG], item[_PUBLIC], item[_STATE]
+    if not (isinstance(kid, bytes) and kid and isinstance(public, bytes) and isinstance(state, str)):
+        raise ValueError("key record fields of the wrong type")
+    algorithm = Algorithm(alg) if type(alg) is int else Algorithm.parse(str(alg))
+    load_public_key(algorithm, public)
+    not_after = item[_NOT_AFTER]
+    return IssuerKey(kid, algorithm, public, KeyState(state), _time(item[_NOT_BEFORE]),
+                     None if not_after is None else _time(not_after))
+
+
+def _time(value: object) -> datetime:
+    if type(value) is not int or not 0 <= value <= 253402300799:
+        raise ValueError("time must be an integer NumericDate")
+    return datetime.fromtimestamp(value, UTC)

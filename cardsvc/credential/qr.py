@@ -40,7 +40,7 @@ def from_qr_text(text: str) -> bytes:
 def make_qr(text: str) -> segno.QRCode:
     """The QR symbol: one alphanumeric segment, ECC M (not boosted), version ≤ 9 asserted."""
     symbol = segno.make_qr(text, error=ERROR_CORRECTION, mode="alphanumeric", boost_error=False)
-    if symbol.version > MAX_QR_VERSION:
+    if not isinstance(symbol.version, int) or symbol.version > MAX_QR_VERSION:
         raise MalformedCredential(
             f"QR version {symbol.version} exceeds {MAX_QR_VERSION}", reason="too_large"
         )
