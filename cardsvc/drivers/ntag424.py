@@ -1,0 +1,406 @@
+"""NTAG 424 DNA driver: status probe, resumable personalisation, read-back and SUN proof.
+
+Personalisation order (all under one session with factory key 0, which stays factory until the
+very last command, so every earlier step can be redone after a tear):
+
+1. file 03 settings (FULL, read key 3), credential into file 03 (one atomic ≤ 128-byte write);
+2. NDEF URL with SUN placeholders, then the card record in the NDEF file's tail;
+3. NDEF file settings (SDM on: PICCData + SDMMAC mirrors), CC file locked;
+4. ChangeKey for slots 4, 3, 2, 1 (a slot whose version already is the target is skipped);
+5. check what a verifier will check — data_read key reads file 03, a SUN read verifies with the
+   SDM keys — and only then 6. ChangeKey slot 0: the point of no return.
+
+Status words become errors in :meth:`Ntag424Driver._status` only; nothing above compares SWs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cardsvc.apdu.model import CommandApdu, ResponseApdu
+from cardsvc.cardcrypto import sun
+from cardsvc.cardcrypto.ev2 import CommMode, Ev2Authenticator, SecureMessaging, change_key_data
+from cardsvc.drivers.base import (
+    CardProof,
+    CardReadout,
+    CardState,
+    MasterKeys,
+    PersonalisationPlan,
+    ProgressCallback,
+    StatusReport,
+)
+from cardsvc.errors import (
+    AccessDenied,
+    AuthenticationDelay,
+    CardIntegrityError,
+    CardSpoiled,
+    CardStatusError,
+    ConfigError,
+    FileNotFound,
+    MalformedCredential,
+    UnknownCard,
+    WrongKey,
+)
+from cardsvc.profiles import Profile
+from cardsvc.profiles.ntag424 import (
+    COMM_BITS,
+    SDM_ASCII,
+    SDM_CTR_MIRROR,
+    SDM_UID_MIRROR,
+    FileSettings,
+    FileSpec,
+    Ntag424Config,
+    SdmSettings,
+    access_nibble,
+)
+from cardsvc.transport.base import CardConnection
+
+log = logging.getLogger(__name__)
+Rng = Callable[[int], bytes]
+
+FACTORY_KEY = bytes(16)
+RECORD_MAGIC = b"CR\x01"
+URI_PREFIXES = ((b"https://", 4), (b"http://", 3))
+_OK = (0x9000, 0x9100)
+_MORE = 0x91AF
+_FRAME = 128
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    uid: bytes
+    versions: tuple[int, ...]
+    settings: dict[int, FileSettings]
+
+
+class Ntag424Driver:
+    """The :class:`~cardsvc.drivers.base.CardDriver` for the ``ntag424`` family."""
+
+    def __init__(self, profile: Profile, *, rng: Rng | None = None) -> None:
+        if not isinstance(profile.config, Ntag424Config):
+            raise ConfigError(f"profile {profile.name!r} is not an ntag424 profile")
+        self.profile = profile
+        self.cfg: Ntag424Config = profile.config
+        self._rng: Rng = rng or os.urandom
+
+    # --- the one place status words become errors -----------------------------------------
+
+    def _transmit(self, conn: CardConnection, apdu: CommandApdu, what: str, *,
+                  more: bool = False) -> tuple[bytes, int]:
+        response = ResponseApdu.from_bytes(conn.transmit(apdu.to_bytes()))
+        if response.sw in _OK or (more and response.sw == _MORE):
+            return response.data, response.sw
+        raise self._status(response.sw, what)
+
+    def _status(self, sw: int, what: str) -> Exception:
+        if sw == 0x91AE:
+            return WrongKey(f"{what}: authentication failed", sw=sw)
+        if sw == 0x91AD:
+            return AuthenticationDelay(f"{what}: card imposes an authentication delay", sw=sw)
+        if sw in (0x6A82, 0x91F0, 0x9140):
+            return FileNotFound(f"{what}: no such file, application or key", sw=sw)
+        if sw in (0x6982, 0x919D):
+            return AccessDenied(f"{what}: access denied", sw=sw)
+        if sw == 0x911E:
+            return CardIntegrityError(f"{what}: the card rejected our MAC or cryptogram (SW {sw:04X})")
+        return CardStatusError(f"{what}: unexpected status", sw=sw)
+
+    def _native(self, conn: CardConnection, ins: int, data: bytes, what: str, *,
+                more: bool = False) -> tuple[bytes, int]:
+        apdu = CommandApdu(0x90, ins, 0, 0, data=data, le=256)
+        body, sw = self._transmit(conn, apdu, what, more=more)
+        return body, sw & 0xFF
+
+    def _secure(self, conn: CardConnection, sm: SecureMessaging, ins: int, header: bytes,
+                data: bytes, mode: CommMode, what: str) -> bytes:
+        field = sm.protect_command(ins, header, data, mode)
+        body, rc = self._native(conn, ins, field, what)
+        return sm.open_response(rc, body, mode)
+
+    # --- identification and free probes ----------------------------------------------------
+
+    def _select_app(self, conn: CardConnection) -> None:
+        self._transmit(conn, CommandApdu(0x00, 0xA4, 0x04, 0x0C, data=self.cfg.df_name),
+                       "select NDEF application")
+
+    def read_uid(self, conn: CardConnection) -> bytes:
+        uid, _ = self._transmit(conn, CommandApdu(0xFF, 0xCA, 0, 0, le=256), "GET DATA UID")
+        if len(uid) != sun.UID_SIZE:
+            raise UnknownCard("the card has no 7-byte UID (random ID enabled, or not an NTAG 424 DNA)")
+        return uid
+
+    def _identify(self, conn: CardConnection) -> None:
+        first, _ = self._native(conn, 0x60, b"", "GetVersion", more=True)
+        self._native(conn, 0xAF, b"", "GetVersion", more=True)
+        self._native(conn, 0xAF, b"", "GetVersion")
+        ident = self.cfg.identify
+        if len(first) < 2 or (first[0], first[1]) != (ident.vendor_id, ident.hw_type):
+            raise UnknownCard("GetVersion does not describe an NTAG 424 DNA")
+
+    def _probe(self, conn: CardConnection) -> _Probe:
+        self._select_app(conn)
+        uid = self.read_uid(conn)
+        self._identify(conn)
+        versions = tuple(self._native(conn, 0x64, bytes((n,)), "GetKeyVersion")[0][0] for n in range(5))
+        settings = {}
+        for spec in self.cfg.files.values():
+            raw, _ = self._native(conn, 0xF5, bytes((spec.number,)), "GetFileSettings")
+            try:
+                settings[spec.number] = FileSettings.parse(raw)
+            except ValueError as exc:
+                raise CardIntegrityError(f"file {spec.number:02X} settings unreadable") from exc
+        return _Probe(uid, versions, settings)
+
+    def status(self, conn: CardConnection, master_keys: MasterKeys | None = None) -> StatusReport:
+        """Classify the card with free commands only (never a trial authentication)."""
+        probe = self._probe(conn)
+        slots = self._slot_states(probe, master_keys)
+        state, detail = self._classify(conn, probe, slots)
+        return StatusReport(state=state, uid=probe.uid, detail=detail, key_slots=slots)
+
+    def _slot_states(self, probe: _Probe, master_keys: MasterKeys | None) -> dict[str, str]:
+        states = {}
+        for key in self.cfg.keys:
+            version = probe.versions[key.slot]
+            target = version != 0 if master_keys is None else version == master_keys.version
+            states[key.role] = "factory" if version == 0 else "diversified" if target else "unknown"
+        return states
+
+    def _classify(self, conn: CardConnection, probe: _Probe, slots: dict[str, str]) -> tuple[CardState, str]:
+        master = slots[self.cfg.slot(0).role]
+        personal = all(self._looks_personalised(probe.settings[f.number], f) for f in self.cfg.files.values())
+        if master == "diversified":
+            if personal and set(slots.values()) == {"diversified"}:
+                return CardState.personalised, "all keys diversified, files locked, SUN on"
+            return CardState.unknown, "app master key changed but layout incomplete"
+        if master == "unknown":
+            return CardState.unknown, "app master key has a version we do not know"
+        factory = all(probe.settings[f.number] == self._factory_settings(f) for f in self.cfg.files.values())
+        if factory and set(slots.values()) == {"factory"} and self._ndef_empty(conn):
+            return CardState.factory, "factory keys and layout"
+        return CardState.partial, "app master key still factory; personalisation incomplete"
+
+    def _ndef_empty(self, conn: CardConnection) -> bool:
+        ndef = self.cfg.files["ndef"]
+        self._transmit(conn, CommandApdu(0x00, 0xA4, 0x00, 0x0C, data=ndef.iso_id), "select NDEF file")
+        nlen, _ = self._transmit(conn, CommandApdu(0x00, 0xB0, 0, 0, le=2), "read NLEN")
+        return nlen == b"\x00\x00"
+
+    def _factory_settings(self, spec: FileSpec) -> FileSettings:
+        return FileSettings(COMM_BITS[spec.factory_comm_mode], spec.factory_access.rights(), spec.size)
+
+    def _looks_personalised(self, settings: FileSettings, spec: FileSpec) -> bool:
+        wanted = FileSettings(COMM_BITS[spec.comm_mode], spec.access.rights(), spec.size)
+        same = (settings.comm_bits, settings.access, settings.size) == (wanted.comm_bits, wanted.access,
+                                                                         wanted.size)
+        return same and (settings.sdm is not None) == (spec is self.cfg.files["ndef"])
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def _card_keys(self, master_keys: MasterKeys, uid: bytes) -> list[bytes]:
+        missing = {k.master for k in self.cfg.keys} - set(master_keys.keys)
+        if missing:
+            raise ConfigError(f"master keys missing for roles {sorted(missing)}")
+        if not 1 <= master_keys.version <= 255:
+            raise ConfigError("master key version must be 1..255 (0 means factory)")
+        return [self.cfg.card_key(n, master_keys.keys, uid=uid,
+                                  system_identifier=master_keys.system_identifier) for n in range(5)]
+
+    def _authenticate(self, conn: CardConnection, key_no: int, key: bytes) -> SecureMessaging:
+        auth = Ev2Authenticator(key, self._rng(16))
+        challenge, _ = self._native(conn, 0x71, Ev2Authenticator.first_command_data(key_no),
+                                    f"authenticate key {key_no}", more=True)
+        reply, _ = self._native(conn, 0xAF, auth.answer_challenge(challenge), f"authenticate key {key_no}")
+        return auth.finish(reply)
+
+    # --- personalisation -------------------------------------------------------------------
+
+    def personalise(self, conn: CardConnection, plan: PersonalisationPlan,
+                    progress: ProgressCallback | None = None) -> CardReadout:
+        step = progress or (lambda _msg: None)
+        probe = self._probe(conn)
+        keys = self._card_keys(plan.master_keys, probe.uid)
+        ndef, record = self._ndef_content(plan), self._record(plan)
+        slots = self._slot_states(probe, plan.master_keys)
+        state, detail = self._classify(conn, probe, slots)
+        log.info("personalising card %s: card state %s (%s)", plan.card_number, state, detail)
+        if state is CardState.personalised:
+            return self._confirm_existing(conn, plan)
+        if state is CardState.unknown or "unknown" in slots.values():
+            raise CardSpoiled(f"card state cannot be completed: {detail}; slots {slots}")
+        sm = self._authenticate(conn, 0, FACTORY_KEY)
+        self._write_files(conn, sm, plan, ndef, record, step)
+        self._change_other_keys(conn, sm, keys, probe.versions, plan.master_keys.version, step)
+        step("checking the card before the last key change")
+        self._check_before_commit(conn, keys, plan, probe.uid)
+        step("changing the app master key (point of no return)")
+        sm = self._authenticate(conn, 0, FACTORY_KEY)
+        field = sm.protect_command(0xC4, b"\x00", change_key_data(keys[0], plan.master_keys.version),
+                                   CommMode.full)
+        self._native(conn, 0xC4, field, "ChangeKey 0")
+        return self.read_back(conn, plan.master_keys)
+
+    def _write_files(self, conn: CardConnection, sm: SecureMessaging, plan: PersonalisationPlan,
+                     ndef: bytes, record: bytes, step: ProgressCallback) -> None:
+        files = self.cfg.files
+        step("locking file 03 and writing the credential")
+        self._change_settings(conn, sm, files["data"], None)
+        self._write(conn, sm, files["data"], 0, plan.credential.ljust(files["data"].size, b"\x00"))
+        step("writing the NDEF URL and card record")
+        self._write(conn, sm, files["ndef"], 0, ndef)
+        self._write(conn, sm, files["ndef"], self.cfg.record.offset, record)
+        step("enabling SUN and locking the NDEF and CC files")
+        self._change_settings(conn, sm, files["ndef"], self._sdm_settings(ndef))
+        self._change_settings(conn, sm, files["cc"], None)
+
+    def _change_other_keys(self, conn: CardConnection, sm: SecureMessaging, keys: list[bytes],
+                           versions: tuple[int, ...], version: int, step: ProgressCallback) -> None:
+        for slot in (4, 3, 2, 1):
+            if versions[slot] == version:
+                continue  # changed by an earlier, interrupted run (ChangeKey is atomic)
+            step(f"changing key {slot}")
+            data = change_key_data(keys[slot], version, old_key=FACTORY_KEY)
+            self._secure(conn, sm, 0xC4, bytes((slot,)), data, CommMode.full, f"ChangeKey {slot}")
+
+    def _check_before_commit(self, conn: CardConnection, keys: list[bytes], plan: PersonalisationPlan,
+                             uid: bytes) -> None:
+        try:
+            stored = self._read_protected(conn, keys)
+            self._verify_sun(conn, keys, uid)
+        except (WrongKey, CardIntegrityError) as exc:
+            raise CardSpoiled(f"card keys do not match the plan before commit: {exc.message}") from exc
+        if not hmac.compare_digest(stored[: len(plan.credential)], plan.credential):
+            raise CardSpoiled("credential read back does not match what was written")
+
+    def _verify_sun(self, conn: CardConnection, keys: list[bytes], uid: bytes) -> None:
+        url = self._read_url(conn)
+        sun_cfg = self.cfg.sun
+        message = sun.parse_sun_url(url.decode("ascii"), picc_param=sun_cfg.picc_param,
+                                    mac_param=sun_cfg.mac_param)
+        reading = sun.verify_sun(message, meta_read_key=keys[sun_cfg.meta_read_key],
+                                 file_read_key=lambda _uid: keys[sun_cfg.file_read_key])
+        if reading.uid != uid:
+            raise CardIntegrityError("SUN message names another UID")
+
+    def _confirm_existing(self, conn: CardConnection, plan: PersonalisationPlan) -> CardReadout:
+        readout = self.read_back(conn, plan.master_keys)
+        same = readout.card_number == plan.card_number and hmac.compare_digest(readout.credential,
+                                                                               plan.credential)
+        if not same:
+            raise CardSpoiled("card is already personalised with other data")
+        return readout
+
+    def _change_settings(self, conn: CardConnection, sm: SecureMessaging, spec: FileSpec,
+                         sdm: SdmSettings | None) -> None:
+        settings = FileSettings(COMM_BITS[spec.comm_mode], spec.access.rights(), spec.size, sdm)
+        self._secure(conn, sm, 0x5F, bytes((spec.number,)), settings.change_bytes(), CommMode.full,
+                     f"ChangeFileSettings {spec.number:02X}")
+
+    def _write(self, conn: CardConnection, sm: SecureMessaging, spec: FileSpec, offset: int,
+               data: bytes) -> None:
+        mode = CommMode(spec.comm_mode) if spec.number == 3 else CommMode.plain
+        for start in range(0, len(data), _FRAME):  # ≤ 128 bytes per command: atomic on the chip
+            chunk = data[start : start + _FRAME]
+            header = bytes((spec.number,)) + (offset + start).to_bytes(3, "little") + len(chunk).to_bytes(
+                3, "little")
+            self._secure(conn, sm, 0x8D, header, chunk, mode, f"WriteData {spec.number:02X}")
+
+    # --- NDEF content ----------------------------------------------------------------------
+
+    def _url(self, plan: PersonalisationPlan) -> bytes:
+        if not plan.sun_base_url:
+            raise ConfigError("an NTAG 424 DNA plan needs sun_base_url")
+        base = plan.sun_base_url.encode("ascii")
+        joiner = b"&" if b"?" in base else b"?"
+        s = self.cfg.sun
+        return (base + joiner + s.picc_param.encode() + b"=" + b"0" * sun.PICC_HEX_LEN + b"&"
+                + s.mac_param.encode() + b"=" + b"0" * sun.MAC_HEX_LEN)
+
+    def _ndef_content(self, plan: PersonalisationPlan) -> bytes:
+        url = self._url(plan)
+        code, rest = next(((c, url[len(p):]) for p, c in URI_PREFIXES if url.startswith(p)), (0, url))
+        record = b"\xd1\x01" + bytes((len(rest) + 1,)) + b"U" + bytes((code,)) + rest
+        content = len(record).to_bytes(2, "big") + record
+        if len(content) > self.cfg.record.offset:
+            raise ConfigError("sun_base_url too long for the NDEF file")
+        return content
+
+    def _sdm_settings(self, ndef: bytes) -> SdmSettings:
+        """Mirror offsets: the URL ends with ``p=<32 hex>&m=<16 hex>`` (see :meth:`_url`)."""
+        s = self.cfg.sun
+        mac = len(ndef) - sun.MAC_HEX_LEN
+        picc = mac - len(s.mac_param) - 2 - sun.PICC_HEX_LEN
+        return SdmSettings(options=SDM_UID_MIRROR | SDM_CTR_MIRROR | SDM_ASCII, meta_read=s.meta_read_key,
+                           file_read=s.file_read_key, counter_retrieval=access_nibble(s.counter_retrieval),
+                           picc_offset=picc, mac_input_offset=mac, mac_offset=mac)
+
+    def _record(self, plan: PersonalisationPlan) -> bytes:
+        if len(plan.credential) > self.cfg.files["data"].size:
+            raise MalformedCredential("credential larger than file 03", reason="too_large")
+        number = plan.card_number.encode("ascii")
+        record = RECORD_MAGIC + bytes((len(plan.credential), len(number))) + number
+        if self.cfg.record.offset + len(record) > self.cfg.files["ndef"].size:
+            raise ConfigError("card number too long for the card record")
+        return record
+
+    # --- read-back and proof ---------------------------------------------------------------
+
+    def read_back(self, conn: CardConnection, master_keys: MasterKeys) -> CardReadout:
+        """Authenticate with the card's data_read key; card number and credential from the card."""
+        self._select_app(conn)
+        uid = self.read_uid(conn)
+        keys = self._card_keys(master_keys, uid)
+        protected = self._read_protected(conn, keys, check_uid=uid)
+        number, cred_len = self._read_record(conn)
+        return CardReadout(uid=uid, card_number=number, credential=protected[:cred_len],
+                           key_version=master_keys.version)
+
+    def _read_protected(self, conn: CardConnection, keys: list[bytes],
+                        check_uid: bytes | None = None) -> bytes:
+        slot = self.cfg.files["data"].access.read
+        key_no = int(slot) if not isinstance(slot, str) else 0
+        sm = self._authenticate(conn, key_no, keys[key_no])
+        if check_uid is not None:
+            card_uid = self._secure(conn, sm, 0x51, b"", b"", CommMode.full, "GetCardUID")
+            if not hmac.compare_digest(card_uid, check_uid):
+                raise CardIntegrityError("the chip's UID differs from the one the reader reported")
+        spec = self.cfg.files["data"]
+        header = bytes((spec.number,)) + bytes(3) + spec.size.to_bytes(3, "little")
+        return self._secure(conn, sm, 0xAD, header, b"", CommMode(spec.comm_mode), "ReadData 03")
+
+    def _read_record(self, conn: CardConnection) -> tuple[str, int]:
+        offset, size = self.cfg.record.offset, self.cfg.files["ndef"].size
+        header = b"\x02" + offset.to_bytes(3, "little") + (size - offset).to_bytes(3, "little")
+        raw, _ = self._native(conn, 0xAD, header, "ReadData card record")
+        if not raw.startswith(RECORD_MAGIC) or len(raw) < 5 or len(raw) < 5 + raw[4]:
+            raise CardIntegrityError("card record missing or malformed")
+        try:
+            number = raw[5 : 5 + raw[4]].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise CardIntegrityError("card number is not ASCII") from exc
+        return number, raw[3]
+
+    def _read_url(self, conn: CardConnection) -> bytes:
+        """The NDEF URI as a phone reads it (ISO select + READ BINARY; one SUN read)."""
+        self._select_app(conn)
+        ndef = self.cfg.files["ndef"]
+        self._transmit(conn, CommandApdu(0x00, 0xA4, 0x00, 0x0C, data=ndef.iso_id), "select NDEF file")
+        nlen, _ = self._transmit(conn, CommandApdu(0x00, 0xB0, 0, 0, le=2), "read NLEN")
+        length = int.from_bytes(nlen, "big")
+        if not 5 < length <= ndef.size - 2:
+            raise CardIntegrityError("NDEF file holds no URI record")
+        message, _ = self._transmit(conn, CommandApdu(0x00, 0xB0, 0, 2, le=length), "read NDEF")
+        if message[:2] != b"\xd1\x01" or message[3:4] != b"U" or len(message) != 4 + message[2]:
+            raise CardIntegrityError("NDEF message is not a single URI record")
+        prefix = next((p for p, c in URI_PREFIXES if c == message[4]), b"")
+        return prefix + message[5:]
+
+    def prove(self, conn: CardConnection, challenge: bytes) -> CardProof:
+        """A SUN proof: the URL as read (the SDMReadCtr inside makes it fresh, not ``challenge``)."""
+        url = self._read_url(conn)
+        return CardProof(kind="sun", uid=self.read_uid(conn), challenge=challenge, payload=url)
+

@@ -1,0 +1,485 @@
+"""An emulated NXP NTAG 424 DNA (NT4H2421Gx) plus the PC/SC reader it sits on.
+
+Modelled: factory state; ISO SELECT / READ BINARY / UPDATE BINARY; native (ISO-wrapped ``90 ..``)
+GetVersion, AuthenticateEV2First, GetKeyVersion, GetFileSettings, ChangeFileSettings (with SDM),
+ChangeKey, GetCardUID, ReadData and WriteData in plain/MAC/FULL; SUN mirroring with a 24-bit
+SDMReadCtr; failed-authentication counting with a persistent 91AD delay; command counter and TI;
+the reader pseudo-APDU ``FF CA 00 00 00`` (UID). Protocol cryptography comes from
+:mod:`cardsvc.cardcrypto`; the emulator only keeps state and applies access rules.
+
+Tearing (``tear``): writes of at most 128 data bytes are atomic and modelled as *not applied*;
+longer plain writes keep the 128-byte frames before the last; MAC/FULL writes are not applied;
+ChangeKey and ChangeFileSettings are atomic and modelled as *applied* (the response is lost).
+Volatile state (selection, session) is always lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cardsvc.apdu.model import CommandApdu
+from cardsvc.cardcrypto import sun
+from cardsvc.cardcrypto.ev2 import (
+    CommMode,
+    Ev2CardHandshake,
+    SecureMessaging,
+    parse_change_key_data,
+)
+from cardsvc.emulator.base import JsonImage
+from cardsvc.errors import CardIntegrityError, MalformedApdu
+from cardsvc.profiles.ntag424 import FREE, AccessRights, FileSettings, SdmSettings
+
+Rng = Callable[[int], bytes]
+
+ATR = bytes.fromhex("3B8180018080")
+DF_NAME = bytes.fromhex("D2760000850101")
+DF_ID = b"\xe1\x10"
+FACTORY_CC = bytes.fromhex("001720010000FF0406E10401000000" "0506E10500808283") + bytes(9)
+VERSION_FRAMES = (bytes.fromhex("04040230001105"), bytes.fromhex("04040201021105"))
+PRODUCTION = bytes.fromhex("BA7C4000001526")
+ATOMIC_WRITE = 128
+DELAY_AFTER = 3          # consecutive failures before 91AD delays start
+TOT_FAIL_LIMIT = 1000    # NT4H2421Gx default TotFailCtrLimit
+_MODES = {0x00: CommMode.plain, 0x01: CommMode.mac, 0x03: CommMode.full}
+_HEADER_LEN = {0xAD: 7, 0x8D: 7, 0x5F: 1, 0xC4: 1, 0x64: 1, 0xF5: 1, 0x51: 0}
+
+SW_OK, SW_NOT_FOUND, SW_SECURITY = b"\x90\x00", b"\x6a\x82", b"\x69\x82"
+SW_WRONG_P, SW_WRONG_LEN, SW_INS, SW_CLA = b"\x6b\x00", b"\x67\x00", b"\x6d\x00", b"\x6e\x00"
+OK, MORE, ILLEGAL, INTEGRITY, NO_KEY, LENGTH = 0x00, 0xAF, 0x1C, 0x1E, 0x40, 0x7E
+DENIED, PARAM, DELAY, AUTH_ERROR, BOUNDARY, NO_FILE = 0x9D, 0x9E, 0xAD, 0xAE, 0xBE, 0xF0
+
+
+def _factory_files() -> dict[int, _File]:
+    def rights(read: int, write: int, rw: int, change: int) -> AccessRights:
+        return AccessRights(read=read, write=write, read_write=rw, change=change)
+
+    free = rights(FREE, FREE, FREE, 0)
+    return {
+        1: _File(b"\xe1\x03", bytearray(FACTORY_CC), FileSettings(0x00, free, 32)),
+        2: _File(b"\xe1\x04", bytearray(256), FileSettings(0x00, free, 256)),
+        3: _File(b"\xe1\x05", bytearray(128), FileSettings(0x03, rights(2, 3, 3, 0), 128)),
+    }
+
+
+@dataclass
+class _File:
+    iso_id: bytes
+    data: bytearray
+    settings: FileSettings
+
+
+@dataclass
+class _Nvm:
+    """Everything that survives power loss."""
+
+    uid: bytes
+    keys: list[bytes] = field(default_factory=lambda: [bytes(16)] * 5)
+    versions: list[int] = field(default_factory=lambda: [0] * 5)
+    files: dict[int, _File] = field(default_factory=_factory_files)
+    sdm_ctr: int = 0
+    fail_total: int = 0
+    fail_run: int = 0
+    delay: int = 0
+
+
+class Ntag424Card:
+    """One NTAG 424 DNA. Deterministic given ``rng`` (RndB, TI, PICCData padding)."""
+
+    family = "ntag424"
+
+    def __init__(self, nvm: _Nvm, rng: Rng | None = None) -> None:
+        self._nvm = nvm
+        self._rng: Rng = rng or os.urandom
+        self._app = False
+        self._ef: int | None = None
+        self._session: SecureMessaging | None = None
+        self._auth_key: int | None = None
+        self._pending: Callable[[bytes], bytes] | None = None
+        self._sdm_view: bytes | None = None
+        self._handlers: dict[tuple[int, int], Callable[[CommandApdu], bytes]] = {
+            (0x00, 0xA4): self._select, (0x00, 0xB0): self._read_binary,
+            (0x00, 0xD6): self._update_binary, (0xFF, 0xCA): self._get_data,
+            (0x90, 0x60): self._get_version, (0x90, 0xAF): self._additional_frame,
+            (0x90, 0x71): self._auth_first, (0x90, 0x64): self._get_key_version,
+            (0x90, 0xF5): self._get_file_settings, (0x90, 0x5F): self._change_file_settings,
+            (0x90, 0xC4): self._change_key, (0x90, 0x51): self._get_card_uid,
+            (0x90, 0xAD): self._read_data, (0x90, 0x8D): self._write_data,
+        }
+
+    @classmethod
+    def blank(cls, *, uid: bytes | None = None, rng: Rng | None = None) -> Ntag424Card:
+        """A factory-fresh card; a random 7-byte NXP UID (04 …) unless ``uid`` is given."""
+        draw = rng or os.urandom
+        return cls(_Nvm(uid=uid if uid is not None else b"\x04" + draw(6)), rng)
+
+    @classmethod
+    def from_image(cls, image: JsonImage, rng: Rng | None = None) -> Ntag424Card:
+        """The card whose :meth:`to_image` was ``image``; KeyError/ValueError when malformed."""
+        files = {int(n): _File(bytes.fromhex(f["iso_id"]), bytearray.fromhex(f["data"]),
+                               FileSettings.parse(bytes.fromhex(f["settings"])))
+                 for n, f in image["files"].items()}
+        nvm = _Nvm(uid=bytes.fromhex(image["uid"]), keys=[bytes.fromhex(k["key"]) for k in image["keys"]],
+                   versions=[int(k["version"]) for k in image["keys"]], files=files,
+                   sdm_ctr=int(image["sdm_read_ctr"]), fail_total=int(image["fail"]["total"]),
+                   fail_run=int(image["fail"]["run"]), delay=int(image["fail"]["delay"]))
+        if len(nvm.uid) != 7 or len(nvm.keys) != 5 or sorted(files) != [1, 2, 3]:
+            raise ValueError("NTAG 424 image needs a 7-byte UID, 5 keys and files 1..3")
+        return cls(nvm, rng)
+
+    def to_image(self) -> JsonImage:
+        n = self._nvm
+        return {
+            "uid": n.uid.hex().upper(),
+            "keys": [{"key": k.hex().upper(), "version": v} for k, v in zip(n.keys, n.versions, strict=True)],
+            "files": {str(num): {"iso_id": f.iso_id.hex().upper(), "data": f.data.hex().upper(),
+                                 "settings": f.settings.to_bytes().hex().upper()}
+                      for num, f in sorted(n.files.items())},
+            "sdm_read_ctr": n.sdm_ctr,
+            "fail": {"total": n.fail_total, "run": n.fail_run, "delay": n.delay},
+        }
+
+    @property
+    def atr(self) -> bytes:
+        return ATR
+
+    @property
+    def uid(self) -> bytes:
+        return self._nvm.uid
+
+    def power_on(self) -> None:
+        self._app, self._ef, self._pending, self._sdm_view = False, None, None, None
+        self._drop_session()
+
+    def process(self, apdu: bytes) -> bytes:
+        try:
+            command = CommandApdu.from_bytes(apdu)
+        except MalformedApdu:
+            return SW_WRONG_LEN
+        handler = self._handlers.get((command.cla, command.ins))
+        if handler is None:
+            return SW_CLA if command.cla not in (0x00, 0x90, 0xFF) else SW_INS
+        if command.ins != 0xAF:
+            self._pending = None
+        return handler(command)
+
+    def tear(self, apdu: bytes) -> None:
+        before = copy.deepcopy(self._nvm)
+        self.process(apdu)
+        try:
+            command = CommandApdu.from_bytes(apdu)
+        except MalformedApdu:
+            command = None
+        if command is not None and (command.cla, command.ins) in ((0x90, 0x8D), (0x00, 0xD6)):
+            self._tear_write(before, command)
+        self.power_on()
+
+    def _tear_write(self, before: _Nvm, command: CommandApdu) -> None:
+        after, self._nvm = self._nvm, before
+        if command.ins == 0xD6:
+            length, offset, ef = len(command.data), ((command.p1 & 0x7F) << 8) | command.p2, self._ef
+        else:
+            ef, offset = command.data[0], int.from_bytes(command.data[1:4], "little")
+            length = int.from_bytes(command.data[4:7], "little")
+        plain = len(command.data) == length + (7 if command.ins == 0x8D else 0)
+        committed = ((length - 1) // ATOMIC_WRITE) * ATOMIC_WRITE if plain and length > ATOMIC_WRITE else 0
+        if committed and ef in after.files:
+            end = offset + committed
+            before.files[ef].data[offset:end] = after.files[ef].data[offset:end]
+
+    # --- reader and ISO commands -----------------------------------------------------------
+
+    def _get_data(self, c: CommandApdu) -> bytes:
+        return self._nvm.uid + SW_OK if (c.p1, c.p2) == (0, 0) else SW_WRONG_P
+
+    def _select(self, c: CommandApdu) -> bytes:
+        if (c.p1 == 0x04 and c.data == DF_NAME) or (c.p1 in (0x00, 0x01) and c.data == DF_ID):
+            self._app, self._ef, self._sdm_view = True, None, None
+            self._drop_session()
+            return SW_OK
+        if c.p1 in (0x00, 0x02) and c.data == b"\x3f\x00":
+            self._app, self._ef = False, None
+            self._drop_session()
+            return SW_OK
+        number = self._file_by_iso(c.data) if self._app and c.p1 in (0x00, 0x02) else None
+        if number is None:
+            return SW_NOT_FOUND
+        self._ef, self._sdm_view = number, None
+        return SW_OK
+
+    def _file_by_iso(self, iso_id: bytes) -> int | None:
+        return next((n for n, f in self._nvm.files.items() if f.iso_id == iso_id), None)
+
+    def _iso_target(self, c: CommandApdu) -> tuple[int | None, int]:
+        if c.p1 & 0x80:
+            number = c.p1 & 0x1F
+            if self._app and number in self._nvm.files:
+                if number != self._ef:
+                    self._sdm_view = None
+                self._ef = number
+                return number, c.p2
+            return None, 0
+        return self._ef, (c.p1 << 8) | c.p2
+
+    def _read_binary(self, c: CommandApdu) -> bytes:
+        number, offset = self._iso_target(c)
+        if number is None:
+            return SW_NOT_FOUND
+        file = self._nvm.files[number]
+        if FREE not in (file.settings.access.read, file.settings.access.read_write):
+            return SW_SECURITY
+        if offset >= file.settings.size:
+            return SW_WRONG_P
+        if file.settings.sdm is None:
+            content = bytes(file.data)
+        else:  # one SUN mirror per selection: chunked reads see one consistent URL
+            if self._sdm_view is None:
+                self._sdm_view = self._mirrored(number)
+            content = self._sdm_view
+        return content[offset : offset + (c.le or 256)] + SW_OK
+
+    def _update_binary(self, c: CommandApdu) -> bytes:
+        number, offset = self._iso_target(c)
+        if number is None:
+            return SW_NOT_FOUND
+        file = self._nvm.files[number]
+        granted = self._granted(file.settings.access.write, file.settings.access.read_write)
+        if granted is None or (granted != "free" and file.settings.comm_bits):
+            return SW_SECURITY
+        if offset + len(c.data) > file.settings.size:
+            return SW_WRONG_P
+        file.data[offset : offset + len(c.data)] = c.data
+        self._sdm_view = None
+        return SW_OK
+
+    # --- SDM ---------------------------------------------------------------------------------
+
+    def _mirrored(self, number: int) -> bytes:
+        """File content as read without authentication: SUN values mirrored, counter advanced."""
+        file = self._nvm.files[number]
+        sdm = file.settings.sdm
+        if sdm is None:
+            return bytes(file.data)
+        if self._nvm.sdm_ctr < sun.COUNTER_MAX:
+            self._nvm.sdm_ctr += 1
+        view = bytearray(file.data)
+        uid, ctr = self._nvm.uid, self._nvm.sdm_ctr
+        if sdm.meta_read <= 4:
+            picc = sun.encrypt_picc_data(self._nvm.keys[sdm.meta_read], uid, ctr, self._rng(5))
+            view[sdm.picc_offset : sdm.picc_offset + 32] = picc.hex().upper().encode()
+        if sdm.file_read <= 4:
+            mac_input = bytes(view[sdm.mac_input_offset : sdm.mac_offset])
+            mac = sun.sdm_mac(self._nvm.keys[sdm.file_read], uid, ctr, mac_input)
+            view[sdm.mac_offset : sdm.mac_offset + 16] = mac.hex().upper().encode()
+        return bytes(view)
+
+    # --- native commands -----------------------------------------------------------------
+
+    def _native(self, rc: int, data: bytes = b"") -> bytes:
+        if rc not in (OK, MORE):
+            self._drop_session()  # any error ends an EV2 session
+        return data + bytes((0x91, rc))
+
+    def _drop_session(self) -> None:
+        self._session, self._auth_key = None, None
+
+    def _granted(self, *rights: int) -> str | None:
+        """How an access is granted: "free", "key" (by the authenticated key) or None."""
+        if FREE in rights:
+            return "free"
+        if self._auth_key is not None and self._auth_key in rights:
+            return "key"
+        return None
+
+    def _open(self, c: CommandApdu, mode: CommMode) -> tuple[bytes, bytes] | None:
+        """Check/decrypt the command under the session; None (session dropped) on a bad MAC."""
+        header_len = _HEADER_LEN[c.ins]
+        if self._session is None or mode is CommMode.plain:
+            return c.data[:header_len], c.data[header_len:]
+        try:
+            return self._session.open_command(c.ins, header_len, c.data, mode)
+        except CardIntegrityError:
+            self._drop_session()
+            return None
+
+    def _reply(self, data: bytes, mode: CommMode) -> bytes:
+        if self._session is not None:
+            data = self._session.protect_response(OK, data, mode)
+        return self._native(OK, data)
+
+    def _session_mode(self) -> CommMode:
+        return CommMode.mac if self._session is not None else CommMode.plain
+
+    def _get_version(self, _c: CommandApdu) -> bytes:
+        frames = [VERSION_FRAMES[1], self._nvm.uid + PRODUCTION]
+
+        def more(_: bytes) -> bytes:
+            frame = frames.pop(0)
+            if frames:
+                self._pending = more
+                return self._native(MORE, frame)
+            return self._native(OK, frame)
+
+        self._pending = more
+        return self._native(MORE, VERSION_FRAMES[0])
+
+    def _additional_frame(self, c: CommandApdu) -> bytes:
+        pending, self._pending = self._pending, None
+        return pending(c.data) if pending else self._native(ILLEGAL)
+
+    def _auth_first(self, c: CommandApdu) -> bytes:
+        if not self._app:
+            return self._native(DENIED)
+        if len(c.data) < 2 or len(c.data) != 2 + c.data[1]:
+            return self._native(LENGTH)
+        key_no = c.data[0]
+        if key_no > 4:
+            return self._native(NO_KEY)
+        self._drop_session()
+        if self._nvm.fail_total >= TOT_FAIL_LIMIT or self._nvm.delay > 0:
+            self._nvm.delay = max(0, self._nvm.delay - 1)
+            return self._native(DELAY)
+        handshake = Ev2CardHandshake(self._nvm.keys[key_no], self._rng(16), self._rng(4))
+        self._pending = lambda data: self._auth_second(handshake, key_no, data)
+        return self._native(MORE, handshake.challenge())
+
+    def _auth_second(self, handshake: Ev2CardHandshake, key_no: int, data: bytes) -> bytes:
+        try:
+            reply, session = handshake.respond(data)
+        except CardIntegrityError:
+            n = self._nvm
+            n.fail_total, n.fail_run = n.fail_total + 1, n.fail_run + 1
+            n.delay = max(0, n.fail_run - DELAY_AFTER + 1)
+            return self._native(AUTH_ERROR)
+        self._nvm.fail_run, self._nvm.fail_total = 0, max(0, self._nvm.fail_total - 10)
+        self._session, self._auth_key = session, key_no
+        return self._native(OK, reply)
+
+    def _get_key_version(self, c: CommandApdu) -> bytes:
+        opened = self._open(c, self._session_mode())
+        if opened is None:
+            return self._native(INTEGRITY)
+        header, _ = opened
+        if not self._app or len(header) != 1:
+            return self._native(DENIED if not self._app else LENGTH)
+        if header[0] > 4:
+            return self._native(NO_KEY)
+        return self._reply(bytes((self._nvm.versions[header[0]],)), self._session_mode())
+
+    def _get_file_settings(self, c: CommandApdu) -> bytes:
+        opened = self._open(c, self._session_mode())
+        if opened is None:
+            return self._native(INTEGRITY)
+        header, _ = opened
+        file = self._nvm.files.get(header[0]) if self._app and len(header) == 1 else None
+        if file is None:
+            return self._native(NO_FILE)
+        return self._reply(file.settings.to_bytes(), self._session_mode())
+
+    def _get_card_uid(self, c: CommandApdu) -> bytes:
+        if self._session is None:
+            return self._native(AUTH_ERROR)
+        if self._open(c, CommMode.full) is None:
+            return self._native(INTEGRITY)
+        return self._reply(self._nvm.uid, CommMode.full)
+
+    def _change_key(self, c: CommandApdu) -> bytes:
+        if self._session is None or self._auth_key != 0:
+            return self._native(AUTH_ERROR if self._session is None else DENIED)
+        opened = self._open(c, CommMode.full)
+        if opened is None:
+            return self._native(INTEGRITY)
+        header, plain = opened
+        if len(header) != 1 or header[0] > 4:
+            return self._native(NO_KEY)
+        key_no = header[0]
+        old = None if key_no == self._auth_key else self._nvm.keys[key_no]
+        try:
+            new_key, version = parse_change_key_data(plain, old)
+        except CardIntegrityError:
+            return self._native(INTEGRITY)
+        self._nvm.keys[key_no], self._nvm.versions[key_no] = new_key, version
+        if old is None:  # the session key itself changed: the session ends, plain answer
+            self._drop_session()
+            return self._native(OK)
+        return self._reply(b"", CommMode.mac)
+
+    def _change_file_settings(self, c: CommandApdu) -> bytes:
+        file = self._nvm.files.get(c.data[0]) if self._app and c.data else None
+        if file is None:
+            return self._native(NO_FILE)
+        granted = self._granted(file.settings.access.change)
+        if granted is None:
+            return self._native(DENIED)
+        opened = self._open(c, CommMode.full if granted == "key" else CommMode.plain)
+        if opened is None:
+            return self._native(INTEGRITY)
+        try:
+            settings = FileSettings.parse_change(opened[1], file.settings.size)
+            _check_sdm(settings)
+        except (ValueError, IndexError):
+            return self._native(PARAM)
+        if settings.sdm is not None and settings.sdm != file.settings.sdm:
+            self._nvm.sdm_ctr = 0
+        file.settings = settings
+        return self._reply(b"", CommMode.mac if granted == "key" else CommMode.plain)
+
+    def _file_access(self, c: CommandApdu, write: bool) -> tuple[_File, CommMode, str] | int:
+        file = self._nvm.files.get(c.data[0]) if self._app and len(c.data) >= 7 else None
+        if file is None:
+            return NO_FILE if self._app else DENIED
+        a = file.settings.access
+        granted = self._granted(a.write if write else a.read, a.read_write)
+        if granted is None:
+            return DENIED
+        mode = _MODES[file.settings.comm_bits] if granted == "key" else CommMode.plain
+        return file, mode, granted
+
+    def _read_data(self, c: CommandApdu) -> bytes:
+        access = self._file_access(c, write=False)
+        if isinstance(access, int):
+            return self._native(access)
+        file, mode, granted = access
+        opened = self._open(c, CommMode.mac if mode is CommMode.full else mode)
+        if opened is None:
+            return self._native(INTEGRITY)
+        offset, length = _range(opened[0])
+        size = file.settings.size
+        length = length or size - offset
+        if offset + length > size:
+            return self._native(BOUNDARY)
+        content = self._mirrored(c.data[0]) if granted == "free" else bytes(file.data)
+        return self._reply(content[offset : offset + length], mode)
+
+    def _write_data(self, c: CommandApdu) -> bytes:
+        access = self._file_access(c, write=True)
+        if isinstance(access, int):
+            return self._native(access)
+        file, mode, _ = access
+        opened = self._open(c, mode)
+        if opened is None:
+            return self._native(INTEGRITY)
+        header, data = opened
+        offset, length = _range(header)
+        if length != len(data) or length == 0:
+            return self._native(LENGTH)
+        if offset + length > file.settings.size:
+            return self._native(BOUNDARY)
+        file.data[offset : offset + length] = data
+        return self._reply(b"", CommMode.mac if mode is not CommMode.plain else mode)
+
+
+def _range(header: bytes) -> tuple[int, int]:
+    return int.from_bytes(header[1:4], "little"), int.from_bytes(header[4:7], "little")
+
+
+def _check_sdm(settings: FileSettings) -> None:
+    sdm: SdmSettings | None = settings.sdm
+    if sdm is None:
+        return
+    if sdm.meta_read <= 4 and sdm.picc_offset + sun.PICC_HEX_LEN > settings.size:
+        raise ValueError("PICCData mirror outside the file")
+    if sdm.file_read <= 4 and not sdm.mac_input_offset <= sdm.mac_offset <= settings.size - 16:
+        raise ValueError("SDMMAC mirror outside the file")
