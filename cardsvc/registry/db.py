@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from cardsvc.config import Settings
 from cardsvc.errors import ConfigError, RegistryError
 from cardsvc.logging import get_logger
 
@@ -52,6 +53,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "postgresql":
         return create_engine(url, pool_pre_ping=True, **kwargs)
     raise ConfigError(f"unsupported database backend {backend!r}", hint="use sqlite or postgresql")
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine for the configured database (``CARDSVC_DATABASE_URL`` or SQLite in the data dir)."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return make_engine(url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,16 +44,21 @@ Clock = Callable[[], dt.datetime]
 REKEY_BATCH = 1000
 
 
+@contextmanager
+def transaction(sessions: SessionFactory) -> Iterator[Session]:
+    """One session, one transaction: committed on success, rolled back on any exception."""
+    with sessions() as session, session.begin():
+        yield session
+
+
 class RegistryService:
     def __init__(self, sessions: SessionFactory, cipher: PiiCipher, *, clock: Clock = utcnow) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._clock = clock
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     # --- import --------------------------------------------------------------------------------
 
@@ -218,7 +223,34 @@ class RegistryService:
             member.phone_sealed = self._cipher.reseal(member.phone_sealed, record=record, field="phone")
         member.key_version = self._cipher.current_version
 
-    # --- organisations -------------------------------------------------------------------------
+    # --- output --------------------------------------------------------------------------------
+
+    def _public(self, session: Session, member: Member, audience: Audience) -> MemberPublic:
+        record = member.public_id
+        id_number = (self._cipher.open(member.id_sealed, record=record, field="id_number")
+                     if member.id_sealed else "")
+        phone = (self._cipher.open(member.phone_sealed, record=record, field="phone")
+                 if member.phone_sealed else "")
+        org = session.get(Organisation, member.org_id)
+        return MemberPublic(
+            public_id=record, name=mask(PiiKind.name, member.name) if member.name else "",
+            status=member.status, joined_on=member.joined_on if audience is Audience.staff else None,
+            id_number=mask(PiiKind.id_number, id_number, audience=audience) if id_number else "",
+            phone=mask(PiiKind.phone, phone, audience=audience) if phone else "",
+            gender=member.gender if audience is Audience.staff else None,
+            birth_date=member.birth_date if audience is Audience.staff else None,
+            org_code=org.code if org else "",
+            categories=repo.member_category_codes(session, member_id=_id(member)))
+
+
+class OrgService:
+    """The union hierarchy; needs no PII keys."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     def import_orgs(self, path: Path) -> OrgImportReport:
         """Import the union hierarchy; nothing is written if any row has a problem."""
@@ -234,25 +266,6 @@ class RegistryService:
             codes = {o.id: o.code for o in orgs}
             return [OrganisationPublic(code=o.code, name=o.name, kind=o.kind, uscc=o.uscc, contact=o.contact,
                                        parent_code=codes.get(o.parent_id)) for o in orgs]
-
-    # --- output --------------------------------------------------------------------------------
-
-    def _public(self, session: Session, member: Member, audience: Audience) -> MemberPublic:
-        record = member.public_id
-        id_number = (self._cipher.open(member.id_sealed, record=record, field="id_number")
-                     if member.id_sealed else "")
-        phone = (self._cipher.open(member.phone_sealed, record=record, field="phone")
-                 if member.phone_sealed else "")
-        org = session.get(Organisation, member.org_id)
-        return MemberPublic(
-            public_id=record, name=mask(PiiKind.name, member.name) if member.name else "",
-            status=member.status, joined_on=member.joined_on,
-            id_number=mask(PiiKind.id_number, id_number, audience=audience) if id_number else "",
-            phone=mask(PiiKind.phone, phone, audience=audience) if phone else "",
-            gender=member.gender if audience is Audience.staff else None,
-            birth_date=member.birth_date if audience is Audience.staff else None,
-            org_code=org.code if org else "",
-            categories=repo.member_category_codes(session, member_id=_id(member)))
 
 
 def _id(row: Member | Organisation) -> int:

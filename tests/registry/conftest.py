@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from cardsvc.registry.db import make_engine, session_factory, upgrade_to_head
 from cardsvc.registry.pii import PiiCipher
-from cardsvc.registry.services import RegistryService
+from cardsvc.registry.services import OrgService, RegistryService
 from tests.support.postgres import PostgresServer
 
 NOW = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.UTC)
@@ -77,6 +77,6 @@ def service(engine: Engine, cipher: PiiCipher, tmp_path: Path) -> RegistryServic
     service = RegistryService(session_factory(engine), cipher, clock=clock)
     orgs = tmp_path / "orgs.csv"
     orgs.write_text(ORGS_CSV, encoding="utf-8")
-    report = service.import_orgs(orgs)
+    report = OrgService(session_factory(engine)).import_orgs(orgs)
     assert report.problems == () and report.created == 6
     return service
