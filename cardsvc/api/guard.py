@@ -61,9 +61,10 @@ class RequestGuard:
         except _Refused as refused:
             await problem(refused.status, refused.code, refused.detail)(scope, receive, send)
         except Exception:
-            log.exception("unhandled exception on %s %s", scope["method"], scope["path"])
-            if not started:
-                await internal_error()(scope, receive, send)
+            if started:
+                log.exception("unhandled exception after the response started: %s", scope["path"])
+                return
+            await internal_error(exc_info=True)(scope, receive, send)
 
     async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
         declared = _header(scope, b"content-length")

@@ -61,10 +61,10 @@ def problem(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
 
 
-def internal_error() -> JSONResponse:
-    """A 500 with a fresh opaque id; the caller logs the exception under the same id."""
+def internal_error(*, exc_info: bool = False) -> JSONResponse:
+    """A 500 with a fresh opaque id, logged (with the traceback when ``exc_info``) under that id."""
     error_id = uuid.uuid4().hex
-    log.error("internal error %s", error_id)
+    log.error("internal error %s", error_id, exc_info=exc_info)
     return problem(500, "internal", "internal error; quote error_id to the operator", error_id=error_id)
 
 
