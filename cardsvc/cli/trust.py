@@ -1,10 +1,64 @@
-"""`cardsvc trust` commands."""
+"""`cardsvc trust` commands: export a signed trust bundle and the trust anchor for partners."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from cardsvc.cli.keys import Pkcs11Module, Pkcs11Pin, Pkcs11Token, open_store, parse_duration
+from cardsvc.cli.output import console
+from cardsvc.config import get_settings
+from cardsvc.credential import TrustAnchor, build_trust_bundle
+from cardsvc.credential.keystore import signing_key
+from cardsvc.errors import ConfigError
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
-    del app  # commands not written yet
+app = typer.Typer(help="Trust bundles for offline verifiers.", no_args_is_help=True)
+
+
+def register(app_root: typer.Typer) -> None:
+    """Add `cardsvc trust …` to the root app."""
+    app_root.add_typer(app, name="trust")
+
+
+def read_card_numbers(path: Path | None) -> list[str]:
+    """Card numbers, one per line (blank lines and ``#`` comments ignored)."""
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return [s for line in lines if (s := line.split("#", 1)[0].strip())]
+
+
+@app.command("export")
+def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write")],
+           valid: Annotated[str, typer.Option("--valid", help="lifetime, e.g. 7d")] = "7d",
+           revoked: Annotated[Path | None, typer.Option(
+               "--revoked", help="file of revoked card numbers, one per line")] = None,
+           sequence: Annotated[int | None, typer.Option(
+               help="sequence number (default: issue time in seconds)")] = None,
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+    """Sign and write a trust bundle: issuer keys, revoked cards, sequence, validity."""
+    store = open_store(pkcs11_module, token, pin)
+    now = datetime.now(UTC).replace(microsecond=0)
+    raw = build_trust_bundle(
+        store.bundle_signer(now=now), store.issuer_keys(), read_card_numbers(revoked),
+        int(now.timestamp()) if sequence is None else sequence, now, now + parse_duration(valid),
+        issuer=get_settings().issuer,
+    )
+    out.write_bytes(raw)
+    console.print(f"wrote {out} ({len(raw)} bytes), valid until {now + parse_duration(valid)}")
+
+
+@app.command("anchor")
+def anchor(out: Annotated[Path, typer.Option("--out", help="COSE_Key file to write")],
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+    """Write the bundle key's public key (COSE_Key) — give it to partners out of band."""
+    store = open_store(pkcs11_module, token, pin)
+    key = signing_key(store.bundle_keys(), datetime.now(UTC))
+    out.write_bytes(TrustAnchor.from_key(key).to_cose_key())
+    console.print(f"wrote {out}: bundle key {key.kid.hex()} ({key.alg.label})")

@@ -32,6 +32,8 @@ from cardsvc.credential.cose import (
 )
 from cardsvc.credential.keys import (
     IssuerKey,
+    cose_key_fields,
+    cose_key_map,
     PublicKey,
     Signer,
     key_from_map,
@@ -94,6 +96,19 @@ class TrustAnchor:
     @classmethod
     def from_key(cls, key: IssuerKey) -> TrustAnchor:
         return cls(key.kid, key.alg, key.public_key)
+
+    def to_cose_key(self) -> bytes:
+        """The anchor as a COSE_Key (RFC 9052 §7), readable by any COSE library."""
+        return encode(cose_key_map(self.kid, self.alg, self.public_key))
+
+    @classmethod
+    def from_cose_key(cls, raw: bytes) -> TrustAnchor:
+        try:
+            kid, alg, public = cose_key_fields(decode_exact(raw, _malformed))
+        except ValueError as exc:
+            raise BundleError(f"trust anchor is not a usable COSE_Key: {exc}",
+                              reason="anchor_invalid") from None
+        return cls(kid, alg, public)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -187,3 +187,34 @@ def _time(value: object) -> datetime:
     if type(value) is not int or not 0 <= value <= 253402300799:
         raise ValueError("time must be an integer NumericDate")
     return datetime.fromtimestamp(value, UTC)
+
+
+# --- COSE_Key (RFC 9052 §7, RFC 9053 §7) for trust anchors --------------------------------------
+
+_KTY, _KEY_KID, _KEY_ALG, _CRV, _X, _Y = 1, 2, 3, -1, -2, -3
+_OKP, _EC2, _ED25519, _P256 = 1, 2, 6, 1
+
+
+def cose_key_map(kid: bytes, alg: Algorithm, public_key: bytes) -> dict[int, object]:
+    if alg is Algorithm.eddsa:
+        return {_KTY: _OKP, _KEY_KID: kid, _KEY_ALG: int(alg), _CRV: _ED25519, _X: public_key}
+    return {_KTY: _EC2, _KEY_KID: kid, _KEY_ALG: int(alg), _CRV: _P256,
+            _X: public_key[1:33], _Y: public_key[33:65]}
+
+
+def cose_key_fields(item: object) -> tuple[bytes, Algorithm, bytes]:
+    """(kid, alg, raw public key) of an Ed25519 or P-256 COSE_Key; ``ValueError`` otherwise."""
+    if not isinstance(item, dict):
+        raise ValueError("COSE_Key must be a map")
+    kid, alg, x = item.get(_KEY_KID), item.get(_KEY_ALG), item.get(_X)
+    if not (isinstance(kid, bytes) and kid and type(alg) is int and isinstance(x, bytes)):
+        raise ValueError("COSE_Key needs kid, alg and x")
+    algorithm = Algorithm(alg)
+    if algorithm is Algorithm.eddsa and (item.get(_KTY), item.get(_CRV)) == (_OKP, _ED25519):
+        public = x
+    elif (item.get(_KTY), item.get(_CRV)) == (_EC2, _P256) and isinstance(item.get(_Y), bytes):
+        public = b"\x04" + x + item[_Y]
+    else:
+        raise ValueError("unsupported key type or curve")
+    load_public_key(algorithm, public)
+    return kid, algorithm, public
