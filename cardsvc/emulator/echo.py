@@ -12,7 +12,7 @@ from typing import Any
 
 from cardsvc.emulator.base import JsonImage
 
-ECHO_ATR = bytes.fromhex("3B8180018080")  # PC/SC part 3 style contactless ATR, no historical bytes
+ECHO_ATR = bytes.fromhex("3B8880014543484F434152441C")  # T=0,T=1; historical bytes "ECHOCARD"; TCK
 
 
 class EchoCard:

@@ -110,7 +110,7 @@ class PrivatePcscd:
 
     @property
     def reader_names(self) -> list[str]:
-        return [f"{READER_NAME} {i // 2:02X} {i % 2:02X}" for i in range(self.readers)]
+        return [f"{_friendly_name(i // 2)} 00 {i % 2:02X}" for i in range(self.readers)]
 
     @property
     def client_env(self) -> dict[str, str]:
@@ -146,12 +146,26 @@ class PrivatePcscd:
     def _write_config(self) -> None:
         confdir = self.workdir / "reader.conf.d"
         confdir.mkdir(parents=True, exist_ok=True)
-        driver = vpcd_driver()
         for entry in range((self.readers + 1) // 2):
             port = self.base_port + 2 * entry
             (confdir / f"vpcd{entry:02d}").write_text(
-                f'FRIENDLYNAME "{READER_NAME}"\nDEVICENAME /dev/null:0x{port:04X}\n'
-                f"LIBPATH {driver}\nCHANNELID 0x{port:04X}\n", encoding="ascii")
+                f'FRIENDLYNAME "{_friendly_name(entry)}"\nDEVICENAME /dev/null:0x{port:04X}\n'
+                f"LIBPATH {self._driver_copy(entry)}\nCHANNELID 0x{port:04X}\n", encoding="ascii")
+
+    def _driver_copy(self, entry: int) -> str:
+        """The vpcd driver for one config entry: a private copy for every entry after the first.
+
+        libifdvpcd keeps its reader sockets in process-global state, so two entries sharing one
+        loaded library overwrite each other (only the last entry's readers work). dlopen() of a
+        copy at another path loads an independent instance.
+        """
+        driver = vpcd_driver() or "libifdvpcd.so"
+        if entry == 0:
+            return driver
+        copy = self.workdir / f"libifdvpcd-{entry}.so"
+        if not copy.exists():
+            shutil.copy2(driver, copy)
+        return str(copy)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -199,6 +213,11 @@ class PrivatePcscd:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _friendly_name(entry: int) -> str:
+    """vpcd entry 0 keeps the stock name; later entries get a suffix (pcscd would repeat "00 00")."""
+    return READER_NAME if entry == 0 else f"{READER_NAME} {entry}"
 
 
 def listening_ports() -> set[int]:

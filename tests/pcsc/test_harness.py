@@ -32,11 +32,12 @@ def test_free_port_block_is_really_free() -> None:
 def test_reader_names_and_ports_line_up(tmp_path: Path) -> None:
     stack = pcscd.PrivatePcscd(3, 41000, tmp_path, tmp_path / "link")
     assert stack.ports == [41000, 41001, 41002]
-    assert stack.reader_names == ["Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 01 00"]
+    assert stack.reader_names == ["Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 1 00 00"]
     stack._write_config()
     entries = sorted((tmp_path / "reader.conf.d").iterdir())
     assert [e.name for e in entries] == ["vpcd00", "vpcd01"]
     assert "CHANNELID 0xA02A" in entries[1].read_text()
+    assert 'FRIENDLYNAME "Virtual PCD 1"' in entries[1].read_text()
 
 
 def test_image_round_trip_and_refusals(tmp_path: Path) -> None:
