@@ -75,7 +75,7 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
     for context in _route_contexts(app):
         original = getattr(context, "original_route", context)
         if isinstance(original, APIRoute):
-            found.append(RouteInfo(original.name, original.path, frozenset(original.methods)))
+            found.append(RouteInfo(original.name, original.path, frozenset(original.methods or ())))
     return found
 
 
