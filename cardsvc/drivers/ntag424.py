@@ -135,11 +135,11 @@ class Ntag424Driver:
 
     def _identify(self, conn: CardConnection) -> None:
         first, _ = self._native(conn, 0x60, b"", "GetVersion", more=True)
-        self._native(conn, 0xAF, b"", "GetVersion", more=True)
-        self._native(conn, 0xAF, b"", "GetVersion")
         ident = self.cfg.identify
         if len(first) < 2 or (first[0], first[1]) != (ident.vendor_id, ident.hw_type):
             raise UnknownCard("GetVersion does not describe an NTAG 424 DNA")
+        self._native(conn, 0xAF, b"", "GetVersion", more=True)
+        self._native(conn, 0xAF, b"", "GetVersion")
 
     def _probe(self, conn: CardConnection) -> _Probe:
         self._select_app(conn)
@@ -323,11 +323,10 @@ class Ntag424Driver:
     def _ndef_content(self, plan: PersonalisationPlan) -> bytes:
         url = self._url(plan)
         code, rest = next(((c, url[len(p):]) for p, c in URI_PREFIXES if url.startswith(p)), (0, url))
-        record = b"\xd1\x01" + bytes((len(rest) + 1,)) + b"U" + bytes((code,)) + rest
-        content = len(record).to_bytes(2, "big") + record
-        if len(content) > self.cfg.record.offset:
+        if 2 + 5 + len(rest) > self.cfg.record.offset:
             raise ConfigError("sun_base_url too long for the NDEF file")
-        return content
+        record = b"\xd1\x01" + bytes((len(rest) + 1,)) + b"U" + bytes((code,)) + rest
+        return len(record).to_bytes(2, "big") + record
 
     def _sdm_settings(self, ndef: bytes) -> SdmSettings:
         """Mirror offsets: the URL ends with ``p=<32 hex>&m=<16 hex>`` (see :meth:`_url`)."""

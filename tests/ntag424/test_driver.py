@@ -1,0 +1,167 @@
+"""Ntag424Driver against the emulated card through DirectConnection: the issuing station's path."""
+
+from __future__ import annotations
+
+import pytest
+
+from cardsvc.drivers.base import CardState, driver_for
+from cardsvc.drivers.ntag424 import Ntag424Driver
+from cardsvc.emulator.ntag424 import Ntag424Card
+from cardsvc.errors import (
+    AuthenticationDelay,
+    CardIntegrityError,
+    CardSpoiled,
+    ConfigError,
+    MalformedCredential,
+    UnknownCard,
+    WrongKey,
+)
+from cardsvc.profiles import Profile
+from cardsvc.profiles.ntag424 import Ntag424Config
+from tests.ntag424.conftest import UID, make_plan, master_keys, verify_url
+from tests.support.cards import DirectConnection
+
+
+def test_driver_for_profile(profile: Profile) -> None:
+    assert isinstance(driver_for(profile), Ntag424Driver)
+
+
+def test_factory_card_status_and_uid(driver: Ntag424Driver, card: Ntag424Card) -> None:
+    conn = DirectConnection(card)
+    assert driver.read_uid(conn) == UID
+    report = driver.status(conn)
+    assert report.state is CardState.factory
+    assert report.uid == UID
+    assert set(report.key_slots.values()) == {"factory"}
+
+
+def test_personalise_read_back_and_sun(driver: Ntag424Driver, card: Ntag424Card, profile: Profile,
+                                       cfg: Ntag424Config) -> None:
+    plan = make_plan(profile)
+    steps: list[str] = []
+    readout = driver.personalise(DirectConnection(card), plan, steps.append)
+    assert (readout.uid, readout.card_number, readout.credential, readout.key_version) == (
+        UID, plan.card_number, plan.credential, 1)
+    assert steps[-1].startswith("changing the app master key")
+    conn = DirectConnection(card)
+    assert driver.status(conn, plan.master_keys).state is CardState.personalised
+    assert driver.read_back(conn, plan.master_keys) == readout
+    first, second = driver.prove(conn, b""), driver.prove(conn, b"")
+    assert first.kind == "sun" and first.uid == UID
+    assert first.payload.startswith(b"https://verify.example.cn/t?p=")
+    one, two = verify_url(cfg, plan.master_keys, first.payload), verify_url(cfg, plan.master_keys,
+                                                                            second.payload)
+    assert one.uid == two.uid == UID
+    assert two.counter == one.counter + 1
+
+
+def test_no_factory_key_left_after_personalisation(driver: Ntag424Driver, card: Ntag424Card,
+                                                   plan) -> None:  # type: ignore[no-untyped-def]
+    driver.personalise(DirectConnection(card), plan)
+    image = card.to_image()
+    assert all(slot["key"] != "00" * 16 for slot in image["keys"])
+    assert {slot["version"] for slot in image["keys"]} == {1}
+    assert bytes(16).hex().upper() not in {slot["key"] for slot in image["keys"]}
+
+
+def test_wrong_master_key_fails_verification(driver: Ntag424Driver, card: Ntag424Card,
+                                             profile: Profile, cfg: Ntag424Config) -> None:
+    plan = make_plan(profile)
+    driver.personalise(DirectConnection(card), plan)
+    url = driver.prove(DirectConnection(card), b"").payload
+    with pytest.raises(CardIntegrityError):
+        verify_url(cfg, master_keys(profile, seed=9), url)
+    forged = url[:-1] + (b"0" if url[-1:] != b"0" else b"1")
+    with pytest.raises(CardIntegrityError):
+        verify_url(cfg, plan.master_keys, forged)
+
+
+def test_wrong_key_read_back_has_no_second_try(driver: Ntag424Driver, card: Ntag424Card,
+                                               profile: Profile) -> None:
+    driver.personalise(DirectConnection(card), make_plan(profile))
+    conn = DirectConnection(card)
+    with pytest.raises(WrongKey):
+        driver.read_back(conn, master_keys(profile, seed=40))
+    authentications = [apdu for apdu in conn.sent if apdu[:2] == b"\x90\x71"]
+    assert len(authentications) == 1
+    assert card.to_image()["fail"]["total"] == 1
+
+
+def test_repeated_failures_end_in_delay(driver: Ntag424Driver, card: Ntag424Card,
+                                        profile: Profile) -> None:
+    driver.personalise(DirectConnection(card), make_plan(profile))
+    wrong = master_keys(profile, seed=40)
+    for _ in range(3):
+        with pytest.raises(WrongKey):
+            driver.read_back(DirectConnection(card), wrong)
+    with pytest.raises(AuthenticationDelay):
+        driver.read_back(DirectConnection(card), make_plan(profile).master_keys)
+
+
+def test_personalised_card_retry_is_idempotent(driver: Ntag424Driver, card: Ntag424Card,
+                                               profile: Profile) -> None:
+    plan = make_plan(profile)
+    first = driver.personalise(DirectConnection(card), plan)
+    assert driver.personalise(DirectConnection(card), plan) == first
+    with pytest.raises(CardSpoiled):
+        driver.personalise(DirectConnection(card), make_plan(profile, credential=b"other"))
+
+
+def test_card_with_foreign_keys_is_not_touched(driver: Ntag424Driver, card: Ntag424Card,
+                                               profile: Profile) -> None:
+    driver.personalise(DirectConnection(card), make_plan(profile, version=7))
+    conn = DirectConnection(card)
+    report = driver.status(conn, master_keys(profile, version=1))
+    assert report.state is CardState.unknown
+    with pytest.raises(CardSpoiled):
+        driver.personalise(conn, make_plan(profile, version=1))
+    assert not [apdu for apdu in conn.sent if apdu[:2] == b"\x90\x71"]  # no trial authentication
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"sun_base_url": None}, ConfigError),
+        ({"sun_base_url": "https://x.example/" + "a" * 200}, ConfigError),
+        ({"credential": bytes(129)}, MalformedCredential),
+        ({"card_number": "9" * 80}, ConfigError),
+    ],
+)
+def test_bad_plans_are_refused_before_any_write(driver: Ntag424Driver, card: Ntag424Card,
+                                                profile: Profile, change: dict[str, object],
+                                                error: type[Exception]) -> None:
+    import dataclasses
+
+    plan = dataclasses.replace(make_plan(profile), **change)  # type: ignore[arg-type]
+    before = card.to_image()
+    with pytest.raises(error):
+        driver.personalise(DirectConnection(card), plan)
+    assert card.to_image() == before
+
+
+def test_missing_master_role_and_version_zero(driver: Ntag424Driver, card: Ntag424Card,
+                                              profile: Profile) -> None:
+    import dataclasses
+
+    keys = master_keys(profile)
+    partial = dataclasses.replace(keys, keys={k: v for k, v in keys.keys.items() if "reserve" not in k})
+    with pytest.raises(ConfigError, match="reserve"):
+        plan = dataclasses.replace(make_plan(profile), master_keys=partial)
+        driver.personalise(DirectConnection(card), plan)
+    with pytest.raises(ConfigError, match="version"):
+        driver.personalise(DirectConnection(card), make_plan(profile, version=0))
+
+
+class _NotNtag(Ntag424Card):
+    def process(self, apdu: bytes) -> bytes:
+        if apdu[:2] == b"\x90\x60":
+            return bytes.fromhex("04010133001A05") + b"\x91\xaf"  # a DESFire EV1 first frame
+        return super().process(apdu)
+
+
+def test_other_type4_card_is_unknown(driver: Ntag424Driver) -> None:
+    from tests.ntag424.conftest import counting_rng
+
+    card = _NotNtag.blank(uid=UID, rng=counting_rng())
+    with pytest.raises(UnknownCard):
+        driver.status(DirectConnection(card))
