@@ -46,7 +46,7 @@ class IdNumber:
 def check_character(first17: str) -> str:
     """The MOD 11-2 check character for the first 17 digits."""
     total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
-    return _CHECK_CHARS[(12 - total % 11) % 11]
+    return _CHECK_CHARS[total % 11]
 
 
 def normalise_text(raw: str) -> str:

@@ -22,7 +22,7 @@ from cardsvc.registry.columns import ColumnMap, map_columns, recognised
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
-MAX_ZIP_RATIO = 1000
+MAX_ZIP_RATIO = 200
 MAX_ROWS = 2_000_000
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 500
