@@ -1,0 +1,179 @@
+"""FMCOS command layer: builds each command with :class:`CommandApdu`, moves it over a
+:class:`CardConnection`, and is the ONE place where FMCOS status words become domain errors.
+
+Nothing above this module compares status words. Key material, cryptograms and challenges are
+never logged; the trace names the command and the status word only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cardsvc.apdu.model import SW_OK, CommandApdu, ResponseApdu
+from cardsvc.cardcrypto import fmcos as fc
+from cardsvc.errors import (
+    AccessDenied,
+    AuthenticationDelay,
+    CardIntegrityError,
+    CardStatusError,
+    FileNotFound,
+    WrongKey,
+)
+from cardsvc.logging import TRACE, get_logger
+from cardsvc.profiles.fmcos import DataFile, DfLayout, KeySlot
+from cardsvc.transport.base import CardConnection
+
+log = get_logger(__name__)
+
+_PROTECTION_FLAGS = {"none": 0x00, "mac": 0x80, "mac_enc": 0xC0}
+
+
+def raise_for_sw(sw: int, what: str, fid: str = "") -> None:
+    """Turn a non-9000 status word into the matching :mod:`cardsvc.errors` exception."""
+    if sw == SW_OK:
+        return
+    if sw & 0xFFF0 == 0x63C0:
+        raise WrongKey(f"{what}: authentication failed", sw=sw, attempts_left=sw & 0x0F)
+    if sw == 0x6983:
+        raise AuthenticationDelay(f"{what}: key locked after repeated failures", sw=sw)
+    if sw in (0x6A82, 0x6A88):
+        raise FileNotFound(f"{what}: not found on the card", sw=sw, fid=fid)
+    if sw == 0x6982:
+        raise AccessDenied(f"{what}: security status not satisfied", sw=sw)
+    if sw == 0x6988:
+        raise CardIntegrityError(f"{what}: the card rejected the line-protection MAC")
+    raise CardStatusError(f"{what}: unexpected answer", sw=sw)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What WRITE KEY writes: type byte, the four attribute bytes, and the key value."""
+
+    type: int
+    key_id: int
+    attributes: bytes
+    value: bytes
+
+    @classmethod
+    def for_slot(cls, slot: KeySlot, value: bytes, key_version: int) -> KeyRecord:
+        return cls(slot.type_byte, slot.key_id, slot.attributes(key_version), value)
+
+    def body(self) -> bytes:
+        return bytes((self.type,)) + self.attributes + self.value
+
+    def __repr__(self) -> str:  # never show key material
+        return f"KeyRecord(type={self.type:02X}, key_id={self.key_id})"
+
+
+def df_create_data(layout: DfLayout) -> bytes:
+    return (bytes((0x38,)) + layout.size.to_bytes(2, "big")
+            + bytes((layout.create_right, layout.erase_right, layout.app_id, 0xFF, 0xFF))
+            + layout.df_name)
+
+
+def key_file_create_data(layout: DfLayout) -> bytes:
+    return (bytes((0x3F,)) + layout.key_file_size.to_bytes(2, "big")
+            + bytes((layout.key_file_sfi, layout.key_file_add_right, 0xFF, 0xFF)))
+
+
+def ef_create_data(spec: DataFile) -> bytes:
+    kind = 0x28 | _PROTECTION_FLAGS[spec.protection]
+    return (bytes((kind,)) + spec.size.to_bytes(2, "big")
+            + bytes((spec.read_right, spec.write_right, 0xFF, 0xFF)))
+
+
+class FmcosSession:
+    """One conversation with an FMCOS card over an open connection."""
+
+    def __init__(self, conn: CardConnection, cs: fc.BlockCipherSuite) -> None:
+        self.conn = conn
+        self.cs = cs
+
+    def run(self, apdu: CommandApdu, what: str, fid: str = "") -> bytes:
+        response = self._exchange(apdu)
+        log.log(TRACE, "%s -> %04X", what, response.sw)
+        raise_for_sw(response.sw, what, fid)
+        return response.data
+
+    def _exchange(self, apdu: CommandApdu) -> ResponseApdu:
+        response = ResponseApdu.from_bytes(self.conn.transmit(apdu.to_bytes()))
+        if response.sw1 == 0x6C:  # wrong Le: the card tells the right one
+            retry = CommandApdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data, response.sw2 or 256)
+            response = ResponseApdu.from_bytes(self.conn.transmit(retry.to_bytes()))
+        data = response.data
+        while response.sw1 == 0x61:  # more data: GET RESPONSE
+            more = CommandApdu(0x00, 0xC0, 0, 0, le=response.sw2 or 256)
+            response = ResponseApdu.from_bytes(self.conn.transmit(more.to_bytes()))
+            data += response.data
+        return ResponseApdu(data, response.sw)
+
+    # --- selection and reading (free commands) ---------------------------------------------------
+
+    def uid(self) -> bytes:
+        return self.run(CommandApdu(0xFF, 0xCA, 0x00, 0x00, le=256), "GET DATA (UID)")
+
+    def select_fid(self, fid: int, what: str) -> bytes:
+        return self.run(CommandApdu(0x00, 0xA4, 0x00, 0x00, fid.to_bytes(2, "big")),
+                        f"SELECT {what}", f"{fid:04X}")
+
+    def select_name(self, name: bytes, what: str) -> bytes:
+        return self.run(CommandApdu(0x00, 0xA4, 0x04, 0x00, name), f"SELECT {what}", name.hex())
+
+    def read_binary(self, length: int, what: str, offset: int = 0) -> bytes:
+        return self.run(CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length),
+                        f"READ BINARY {what}")
+
+    # --- authentication --------------------------------------------------------------------------
+
+    def challenge(self, length: int) -> bytes:
+        return self.run(CommandApdu(0x00, 0x84, 0x00, 0x00, le=length), "GET CHALLENGE")
+
+    def external_auth(self, key_id: int, key: bytes, what: str) -> None:
+        challenge = self.challenge(8)
+        cryptogram = fc.auth_cryptogram(self.cs, key, challenge)
+        self.run(CommandApdu(0x00, 0x82, 0x00, key_id, cryptogram), f"EXTERNAL AUTHENTICATE {what}",
+                 f"key {key_id:02X}")
+
+    def internal_auth(self, key_id: int, challenge: bytes) -> bytes:
+        return self.run(CommandApdu(0x00, 0x88, 0x00, key_id, challenge, le=256),
+                        "INTERNAL AUTHENTICATE", f"key {key_id:02X}")
+
+    # --- file system management ------------------------------------------------------------------
+
+    def erase_df(self) -> None:
+        self.run(CommandApdu(0x80, 0x0E, 0x00, 0x00), "ERASE DF")
+
+    def create_file(self, fid: int, data: bytes, what: str) -> None:
+        self.run(CommandApdu(0x80, 0xE0, fid >> 8, fid & 0xFF, data), f"CREATE FILE {what}",
+                 f"{fid:04X}")
+
+    def install_key(self, record: KeyRecord, what: str) -> None:
+        self.run(CommandApdu(0x80, 0xD4, 0x01, record.key_id, record.body()), f"WRITE KEY {what}")
+
+    def write_key_protected(self, master: bytes, record: KeyRecord, what: str, *,
+                            update: bool) -> None:
+        """WRITE KEY with CLA 84: ciphertext + MAC under the DF master key (external-auth key 00)."""
+        p1 = record.type if update else 0x01
+        body = bytes((record.type | 0xC0,)) + record.body()[1:]
+        plain = CommandApdu(0x80, 0xD4, p1, record.key_id, fc.encrypt_line(self.cs, master, body))
+        challenge = self.challenge(4)
+        self.run(fc.protect(self.cs, master, plain, challenge), f"WRITE KEY {what}")
+
+    def update_binary(self, data: bytes, what: str, offset: int = 0) -> None:
+        self.run(CommandApdu(0x00, 0xD6, offset >> 8, offset & 0xFF, data), f"UPDATE BINARY {what}")
+
+    def update_binary_protected(self, line_key: bytes, data: bytes, what: str, *,
+                                encrypt: bool = False) -> None:
+        body = fc.encrypt_line(self.cs, line_key, data) if encrypt else data
+        challenge = self.challenge(4)
+        plain = CommandApdu(0x00, 0xD6, 0x00, 0x00, body)
+        self.run(fc.protect(self.cs, line_key, plain, challenge), f"UPDATE BINARY {what}")
+
+    def read_binary_protected(self, line_key: bytes, length: int, what: str, *,
+                              decrypt: bool = False) -> bytes:
+        """READ BINARY with CLA 04: the answer carries a MAC under the line-protection key."""
+        challenge = self.challenge(4)
+        command = fc.protect(self.cs, line_key, CommandApdu(0x00, 0xB0, 0, 0, le=length), challenge)
+        response = self.run(command, f"READ BINARY {what}")
+        data = fc.verify_response_mac(self.cs, line_key, response, challenge)
+        return fc.decrypt_line(self.cs, line_key, data) if decrypt else data

@@ -1,0 +1,171 @@
+"""The non-volatile part of an emulated FMCOS card: DFs, key files, keys and EFs, and their image.
+
+The image is JSON-able (hex strings for bytes, two-digit hex for attribute bytes) and
+round-trips exactly: ``df_to_image(df_from_image(x)) == x`` for any image this module wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+KEY_RECORD_OVERHEAD = 6  # key id + type + four attribute bytes, before the key value
+EXTERNAL_AUTH = 0x39
+INTERNAL_AUTH = 0x34
+LINE_PROTECTION = 0x36
+BINARY = 0x28
+FIXED_RECORD = 0x2A
+
+
+@dataclass
+class CardKey:
+    """One key record: type, use/change rights, two type-specific bytes, and the key value.
+
+    ``third``/``fourth``: follow-up state and error counter (39), key version and algorithm id (34),
+    FF and error counter (36). Error counters are ``limit ‖ remaining`` nibbles.
+    """
+
+    key_id: int
+    type: int
+    use: int
+    change: int
+    third: int
+    fourth: int
+    value: bytes
+
+    @property
+    def attempts_left(self) -> int:
+        return self.fourth & 0x0F
+
+    @property
+    def attempt_limit(self) -> int:
+        return self.fourth >> 4
+
+
+@dataclass
+class KeyFile:
+    fid: int
+    size: int
+    sfi: int
+    add_right: int
+    keys: dict[int, CardKey] = field(default_factory=dict)
+
+    def used(self) -> int:
+        return sum(KEY_RECORD_OVERHEAD + len(k.value) for k in self.keys.values())
+
+    def first_of_type(self, key_type: int) -> CardKey | None:
+        return next((self.keys[i] for i in sorted(self.keys) if self.keys[i].type == key_type), None)
+
+
+@dataclass
+class ElementaryFile:
+    fid: int
+    type: int  # BINARY or FIXED_RECORD
+    flags: int  # 0x80 line protection (MAC), 0xC0 MAC + encryption
+    size: int
+    read_right: int
+    write_right: int
+    data: bytearray
+    record_length: int = 0
+
+
+@dataclass
+class DedicatedFile:
+    fid: int
+    name: bytes
+    size: int
+    create_right: int
+    erase_right: int
+    app_id: int
+    key_file: KeyFile | None = None
+    efs: dict[int, ElementaryFile] = field(default_factory=dict)
+    dfs: list[DedicatedFile] = field(default_factory=list)
+
+    def used(self) -> int:
+        key_file = self.key_file.size if self.key_file else 0
+        return key_file + sum(e.size for e in self.efs.values()) + sum(d.size for d in self.dfs)
+
+    def fids(self) -> set[int]:
+        own = {self.key_file.fid} if self.key_file else set()
+        return own | set(self.efs) | {d.fid for d in self.dfs}
+
+    def is_protected(self) -> bool:
+        """A DF whose key file holds no external-auth key is unprotected (ASSUMPTION)."""
+        return self.key_file is not None and self.key_file.first_of_type(EXTERNAL_AUTH) is not None
+
+    def walk(self) -> list[DedicatedFile]:
+        out = [self]
+        for child in self.dfs:
+            out += child.walk()
+        return out
+
+
+# --- image ---------------------------------------------------------------------------------------
+
+
+def _b(value: int) -> str:
+    return f"{value:02X}"
+
+
+def _fid(value: int) -> str:
+    return f"{value:04X}"
+
+
+def _key_to_image(key: CardKey) -> dict[str, Any]:
+    return {"id": key.key_id, "type": _b(key.type), "use": _b(key.use), "change": _b(key.change),
+            "third": _b(key.third), "fourth": _b(key.fourth), "value": key.value.hex().upper()}
+
+
+def _key_from_image(raw: dict[str, Any]) -> CardKey:
+    return CardKey(key_id=int(raw["id"]), type=int(raw["type"], 16), use=int(raw["use"], 16),
+                   change=int(raw["change"], 16), third=int(raw["third"], 16),
+                   fourth=int(raw["fourth"], 16), value=bytes.fromhex(raw["value"]))
+
+
+def _key_file_to_image(kf: KeyFile | None) -> dict[str, Any] | None:
+    if kf is None:
+        return None
+    return {"fid": _fid(kf.fid), "size": kf.size, "sfi": _b(kf.sfi), "add": _b(kf.add_right),
+            "keys": [_key_to_image(kf.keys[i]) for i in sorted(kf.keys)]}
+
+
+def _key_file_from_image(raw: dict[str, Any] | None) -> KeyFile | None:
+    if raw is None:
+        return None
+    keys = [_key_from_image(k) for k in raw["keys"]]
+    return KeyFile(fid=int(raw["fid"], 16), size=int(raw["size"]), sfi=int(raw["sfi"], 16),
+                   add_right=int(raw["add"], 16), keys={k.key_id: k for k in keys})
+
+
+def _ef_to_image(ef: ElementaryFile) -> dict[str, Any]:
+    return {"fid": _fid(ef.fid), "type": _b(ef.type), "flags": _b(ef.flags), "size": ef.size,
+            "read": _b(ef.read_right), "write": _b(ef.write_right),
+            "record_length": ef.record_length, "data": bytes(ef.data).hex().upper()}
+
+
+def _ef_from_image(raw: dict[str, Any]) -> ElementaryFile:
+    return ElementaryFile(fid=int(raw["fid"], 16), type=int(raw["type"], 16),
+                          flags=int(raw["flags"], 16), size=int(raw["size"]),
+                          read_right=int(raw["read"], 16), write_right=int(raw["write"], 16),
+                          data=bytearray.fromhex(raw["data"]),
+                          record_length=int(raw["record_length"]))
+
+
+def df_to_image(df: DedicatedFile) -> dict[str, Any]:
+    return {
+        "fid": _fid(df.fid), "name": df.name.hex().upper(), "size": df.size,
+        "create": _b(df.create_right), "erase": _b(df.erase_right), "app_id": _b(df.app_id),
+        "key_file": _key_file_to_image(df.key_file),
+        "efs": [_ef_to_image(df.efs[fid]) for fid in sorted(df.efs)],
+        "dfs": [df_to_image(child) for child in df.dfs],
+    }
+
+
+def df_from_image(raw: dict[str, Any]) -> DedicatedFile:
+    efs = [_ef_from_image(e) for e in raw["efs"]]
+    return DedicatedFile(
+        fid=int(raw["fid"], 16), name=bytes.fromhex(raw["name"]), size=int(raw["size"]),
+        create_right=int(raw["create"], 16), erase_right=int(raw["erase"], 16),
+        app_id=int(raw["app_id"], 16), key_file=_key_file_from_image(raw["key_file"]),
+        efs={e.fid: e for e in efs}, dfs=[df_from_image(d) for d in raw["dfs"]],
+    )
