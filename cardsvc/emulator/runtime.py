@@ -181,10 +181,11 @@ class Slot:
                 muted = muted or count == faults.mute_after
                 if muted:
                     continue
-                link.send(card.process(apdu))
+                response = card.process(apdu)
                 count += 1
                 used_since_power += 1
                 self.apdus += 1
+                link.send(response)
             elif message.control is Control.atr:
                 if not muted:
                     link.send(card.atr)
