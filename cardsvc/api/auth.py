@@ -5,13 +5,15 @@ access decision: it looks the route's *name* up in :data:`cardsvc.verification.r
 returns ``None`` for public routes, and otherwise raises 401 (no, malformed, unknown or revoked
 token), 429 (the client's bucket is empty — counted before the permission check, so probing routes
 one may not call costs budget too) or 403 (role not allowed).
+
+Handlers take ``request: Request`` and call :func:`client_of` / :func:`services_of` — plain
+functions, not further ``Depends``: each extra dependency costs ~10 µs per request in FastAPI's
+solver (measured: whoami 126 µs → 102 µs in-process), and the hot path is a few hundred µs.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 
 from cardsvc.api.services import Services
 from cardsvc.errors import AuthenticationRequired
@@ -49,15 +51,13 @@ async def authorize(request: Request) -> ClientRecord | None:
     client = await authenticate(services.clients, bearer_token(request.headers.get("authorization")))
     await services.rate_limiter.acquire(client.client_id)
     check_permission(name, client.role)
+    request.state.client = client
     return client
 
 
-async def current_client(client: Annotated[ClientRecord | None, Depends(authorize)]) -> ClientRecord:
-    """For handlers that need the client; a public route asking for one is a programming error."""
-    if client is None:
+def client_of(request: Request) -> ClientRecord:
+    """The client :func:`authorize` admitted for this request (401 on a public route: a bug)."""
+    client = getattr(request.state, "client", None)
+    if not isinstance(client, ClientRecord):
         raise AuthenticationRequired("this route is public and has no client")
     return client
-
-
-Client = Annotated[ClientRecord, Depends(current_client)]
-ServicesDep = Annotated[Services, Depends(services_of)]

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 UNMATCHED = "<unmatched>"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HttpMetrics:
@@ -32,9 +33,17 @@ class HttpMetrics:
             registry=self.registry, buckets=_BUCKETS,
         )
 
+        # labels() costs a few µs per call; label sets are bounded (route templates), so cache them.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """``(body, content type)`` in the Prometheus text format."""
@@ -75,4 +84,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             elapsed = time.perf_counter() - start
-            self.metrics.observe(scope["method"], route_template(scope), status, elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded labels
+            self.metrics.observe(method, route_template(scope), status, elapsed)

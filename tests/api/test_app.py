@@ -93,6 +93,7 @@ def test_metrics_count_by_route_template_and_status(api: Api) -> None:
     api.request("POST", "/v1/clients/0123456789ab/revoke", token=token)  # 404: unknown client
     api.request("GET", "/v1/whoami")  # 401
     api.request("GET", "/no/such/path")
+    api.request("BREW", "/no/such/path")
     response = api.request("GET", "/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -101,6 +102,7 @@ def test_metrics_count_by_route_template_and_status(api: Api) -> None:
     assert 'route="/v1/clients/{client_id}/revoke",status="404"' in text
     assert 'route="/v1/whoami",status="401"' in text
     assert 'route="<unmatched>",status="404"' in text
+    assert 'method="OTHER"' in text and "BREW" not in text
     assert "0123456789ab" not in text  # templates, never raw paths
     bucket = r'cardsvc_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="/healthz"\}'
     assert re.search(bucket, text)

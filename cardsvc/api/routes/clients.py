@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
-from cardsvc.api.auth import Client, ServicesDep
+from cardsvc.api.auth import client_of, services_of
 from cardsvc.api.schemas import CLIENT_ID, CheckpointView, ClientCreate, ClientCreated, ClientView
 from cardsvc.api.services import Services
 from cardsvc.verification.audit import AuditEvent, Outcome, checkpoint
@@ -18,20 +18,21 @@ ClientId = Annotated[str, Path(pattern=CLIENT_ID)]
 
 
 @router.get("/whoami", name="whoami", response_model=ClientView)
-async def whoami(client: Client) -> ClientView:
+async def whoami(request: Request) -> ClientView:
     """The calling client: its role and the service point or partner base it is bound to."""
-    return ClientView.of(client)
+    return ClientView.of(client_of(request))
 
 
 @router.get("/clients", name="clients_list", response_model=list[ClientView])
-async def clients_list(services: ServicesDep, _client: Client) -> list[ClientView]:
+async def clients_list(request: Request) -> list[ClientView]:
     """Every API client (admin)."""
-    return [ClientView.of(record) for record in await services.clients.list()]
+    return [ClientView.of(record) for record in await services_of(request).clients.list()]
 
 
 @router.post("/clients", name="clients_create", response_model=ClientCreated, status_code=201)
-async def clients_create(body: ClientCreate, services: ServicesDep, client: Client) -> ClientCreated:
+async def clients_create(body: ClientCreate, request: Request) -> ClientCreated:
     """Create a client (admin). The token is in this response only; store it now."""
+    services, client = services_of(request), client_of(request)
     issued = await create_client(
         services.clients,
         label=body.label,
@@ -45,17 +46,18 @@ async def clients_create(body: ClientCreate, services: ServicesDep, client: Clie
 
 
 @router.post("/clients/{client_id}/revoke", name="clients_revoke", response_model=ClientView)
-async def clients_revoke(client_id: ClientId, services: ServicesDep, client: Client) -> ClientView:
+async def clients_revoke(client_id: ClientId, request: Request) -> ClientView:
     """Revoke a client (admin); its token stops working at once."""
+    services, client = services_of(request), client_of(request)
     record = await revoke_client(services.clients, client_id)
     await _audit(services, "client.revoke", client.client_id, client_id, "revoked")
     return ClientView.of(record)
 
 
 @router.get("/audit/checkpoint", name="audit_checkpoint", response_model=CheckpointView)
-async def audit_checkpoint(services: ServicesDep, _client: Client) -> CheckpointView:
+async def audit_checkpoint(request: Request) -> CheckpointView:
     """Size, RFC 6962 tree head and last chain hash of the audit log (admin)."""
-    return CheckpointView.of(checkpoint(await services.audit.rows()))
+    return CheckpointView.of(checkpoint(await services_of(request).audit.rows()))
 
 
 async def _audit(services: Services, event_type: str, actor: str, subject: str, reason: str) -> None:

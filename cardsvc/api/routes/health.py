@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from cardsvc.api.auth import ServicesDep
+from cardsvc.api.auth import services_of
 from cardsvc.api.problems import problem
 from cardsvc.api.services import ReadinessProbe, run_probe
 from cardsvc.logging import get_logger
@@ -25,8 +25,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", name="readyz", responses={503: {"description": "a probe failed"}})
-async def readyz(services: ServicesDep) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Run every readiness probe (database, key store, Redis …); 503 names the ones that failed."""
+    services = services_of(request)
     failed = [name for name, probe in services.readiness.items() if not await _probe_ok(name, probe)]
     if failed:
         return problem(503, "not_ready", "readiness probes failed", failed=failed)
