@@ -53,15 +53,10 @@ DENIED, PARAM, DELAY, AUTH_ERROR, BOUNDARY, NO_FILE = 0x9D, 0x9E, 0xAD, 0xAE, 0x
 
 
 def _factory_files() -> dict[int, _File]:
-    def rights(read: int, write: int, rw: int, change: int) -> AccessRights:
-        return AccessRights(read=read, write=write, read_write=rw, change=change)
-
-    free = rights(FREE, FREE, FREE, 0)
-    return {
-        1: _File(b"\xe1\x03", bytearray(FACTORY_CC), FileSettings(0x00, free, 32)),
-        2: _File(b"\xe1\x04", bytearray(256), FileSettings(0x00, free, 256)),
-        3: _File(b"\xe1\x05", bytearray(128), FileSettings(0x03, rights(2, 3, 3, 0), 128)),
-    }
+    free, data_file = AccessRights(FREE, FREE, FREE, 0), AccessRights(read=2, write=3, read_write=3, change=0)
+    return {1: _File(b"\xe1\x03", bytearray(FACTORY_CC), FileSettings(0x00, free, 32)),
+            2: _File(b"\xe1\x04", bytearray(256), FileSettings(0x00, free, 256)),
+            3: _File(b"\xe1\x05", bytearray(128), FileSettings(0x03, data_file, 128))}
 
 
 @dataclass
@@ -163,31 +158,30 @@ class Ntag424Card:
             return SW_CLA if command.cla not in (0x00, 0x90, 0xFF) else SW_INS
         if command.ins != 0xAF:
             self._pending = None
-        return handler(command)
+        try:
+            return handler(command)
+        except _Reject as reject:
+            return self._native(reject.rc)
 
     def tear(self, apdu: bytes) -> None:
-        before = copy.deepcopy(self._nvm)
+        before, ef = copy.deepcopy(self._nvm), self._ef
         self.process(apdu)
-        try:
-            command = CommandApdu.from_bytes(apdu)
-        except MalformedApdu:
-            command = None
-        if command is not None and (command.cla, command.ins) in ((0x90, 0x8D), (0x00, 0xD6)):
-            self._tear_write(before, command)
+        if apdu[:2] in (b"\x90\x8d", b"\x00\xd6") and len(apdu) > 5:
+            try:
+                self._tear_write(before, CommandApdu.from_bytes(apdu), ef)
+            except MalformedApdu:
+                self._nvm = before  # the card rejected it: nothing was written
         self.power_on()
 
-    def _tear_write(self, before: _Nvm, command: CommandApdu) -> None:
+    def _tear_write(self, before: _Nvm, c: CommandApdu, ef: int | None) -> None:
+        """Undo a torn write, except the 128-byte frames of a longer plain write before the last."""
         after, self._nvm = self._nvm, before
-        if command.ins == 0xD6:
-            length, offset, ef = len(command.data), ((command.p1 & 0x7F) << 8) | command.p2, self._ef
-        else:
-            ef, offset = command.data[0], int.from_bytes(command.data[1:4], "little")
-            length = int.from_bytes(command.data[4:7], "little")
-        plain = len(command.data) == length + (7 if command.ins == 0x8D else 0)
-        committed = ((length - 1) // ATOMIC_WRITE) * ATOMIC_WRITE if plain and length > ATOMIC_WRITE else 0
-        if committed and ef in after.files:
-            end = offset + committed
-            before.files[ef].data[offset:end] = after.files[ef].data[offset:end]
+        offset, length = ((c.p1 & 0x7F) << 8 | c.p2, len(c.data)) if c.ins == 0xD6 else _range(c.data)
+        ef = ef if c.ins == 0xD6 else c.data[0]
+        plain = c.ins == 0xD6 or len(c.data) == 7 + length
+        keep = (length - 1) // ATOMIC_WRITE * ATOMIC_WRITE if plain else 0
+        if keep and ef in after.files:
+            before.files[ef].data[offset : offset + keep] = after.files[ef].data[offset : offset + keep]
 
     # --- reader and ISO commands -----------------------------------------------------------
 
@@ -245,8 +239,9 @@ class Ntag424Card:
         if number is None:
             return SW_NOT_FOUND
         file = self._nvm.files[number]
-        granted = self._granted(file.settings.access.write, file.settings.access.read_write)
-        if granted is None or (granted != "free" and file.settings.comm_bits):
+        rights = (file.settings.access.write, file.settings.access.read_write)
+        by_key = self._auth_key in rights and not file.settings.comm_bits  # ISO commands are plain
+        if FREE not in rights and not by_key:
             return SW_SECURITY
         if offset + len(c.data) > file.settings.size:
             return SW_WRONG_P
@@ -285,24 +280,25 @@ class Ntag424Card:
     def _drop_session(self) -> None:
         self._session, self._auth_key = None, None
 
-    def _granted(self, *rights: int) -> str | None:
-        """How an access is granted: "free", "key" (by the authenticated key) or None."""
+    def _granted(self, *rights: int) -> str:
+        """How an access is granted: "free" or "key" (the authenticated key); else 91 9D."""
         if FREE in rights:
             return "free"
         if self._auth_key is not None and self._auth_key in rights:
             return "key"
-        return None
+        raise _Reject(DENIED)
 
-    def _open(self, c: CommandApdu, mode: CommMode) -> tuple[bytes, bytes] | None:
-        """Check/decrypt the command under the session; None (session dropped) on a bad MAC."""
+    def _open(self, c: CommandApdu, mode: CommMode) -> tuple[bytes, bytes]:
+        """Header and plain data of a command, its MAC checked / data decrypted in a session."""
         header_len = _HEADER_LEN[c.ins]
+        if len(c.data) < header_len:
+            raise _Reject(LENGTH)
         if self._session is None or mode is CommMode.plain:
             return c.data[:header_len], c.data[header_len:]
         try:
             return self._session.open_command(c.ins, header_len, c.data, mode)
         except CardIntegrityError:
-            self._drop_session()
-            return None
+            raise _Reject(INTEGRITY) from None
 
     def _reply(self, data: bytes, mode: CommMode) -> bytes:
         if self._session is not None:
@@ -312,15 +308,20 @@ class Ntag424Card:
     def _session_mode(self) -> CommMode:
         return CommMode.mac if self._session is not None else CommMode.plain
 
+    def _file(self, number: int) -> _File:
+        if not self._app:
+            raise _Reject(DENIED)
+        if number not in self._nvm.files:
+            raise _Reject(NO_FILE)
+        return self._nvm.files[number]
+
     def _get_version(self, _c: CommandApdu) -> bytes:
         frames = [VERSION_FRAMES[1], self._nvm.uid + PRODUCTION]
 
         def more(_: bytes) -> bytes:
             frame = frames.pop(0)
-            if frames:
-                self._pending = more
-                return self._native(MORE, frame)
-            return self._native(OK, frame)
+            self._pending = more if frames else None
+            return self._native(MORE if frames else OK, frame)
 
         self._pending = more
         return self._native(MORE, VERSION_FRAMES[0])
@@ -331,75 +332,56 @@ class Ntag424Card:
 
     def _auth_first(self, c: CommandApdu) -> bytes:
         if not self._app:
-            return self._native(DENIED)
+            raise _Reject(DENIED)
         if len(c.data) < 2 or len(c.data) != 2 + c.data[1]:
-            return self._native(LENGTH)
-        key_no = c.data[0]
-        if key_no > 4:
-            return self._native(NO_KEY)
+            raise _Reject(LENGTH)
+        key_no = _key_no(c.data[0])
         self._drop_session()
         if self._nvm.fail_total >= TOT_FAIL_LIMIT or self._nvm.delay > 0:
             self._nvm.delay = max(0, self._nvm.delay - 1)
-            return self._native(DELAY)
+            raise _Reject(DELAY)
         handshake = Ev2CardHandshake(self._nvm.keys[key_no], self._rng(16), self._rng(4))
         self._pending = lambda data: self._auth_second(handshake, key_no, data)
         return self._native(MORE, handshake.challenge())
 
     def _auth_second(self, handshake: Ev2CardHandshake, key_no: int, data: bytes) -> bytes:
+        n = self._nvm
         try:
             reply, session = handshake.respond(data)
         except CardIntegrityError:
-            n = self._nvm
             n.fail_total, n.fail_run = n.fail_total + 1, n.fail_run + 1
             n.delay = max(0, n.fail_run - DELAY_AFTER + 1)
             return self._native(AUTH_ERROR)
-        self._nvm.fail_run, self._nvm.fail_total = 0, max(0, self._nvm.fail_total - 10)
+        n.fail_run, n.fail_total = 0, max(0, n.fail_total - 10)
         self._session, self._auth_key = session, key_no
         return self._native(OK, reply)
 
     def _get_key_version(self, c: CommandApdu) -> bytes:
-        opened = self._open(c, self._session_mode())
-        if opened is None:
-            return self._native(INTEGRITY)
-        header, _ = opened
-        if not self._app or len(header) != 1:
-            return self._native(DENIED if not self._app else LENGTH)
-        if header[0] > 4:
-            return self._native(NO_KEY)
-        return self._reply(bytes((self._nvm.versions[header[0]],)), self._session_mode())
+        header, _ = self._open(c, self._session_mode())
+        if not self._app:
+            raise _Reject(DENIED)
+        return self._reply(bytes((self._nvm.versions[_key_no(header[0])],)), self._session_mode())
 
     def _get_file_settings(self, c: CommandApdu) -> bytes:
-        opened = self._open(c, self._session_mode())
-        if opened is None:
-            return self._native(INTEGRITY)
-        header, _ = opened
-        file = self._nvm.files.get(header[0]) if self._app and len(header) == 1 else None
-        if file is None:
-            return self._native(NO_FILE)
-        return self._reply(file.settings.to_bytes(), self._session_mode())
+        header, _ = self._open(c, self._session_mode())
+        return self._reply(self._file(header[0]).settings.to_bytes(), self._session_mode())
 
     def _get_card_uid(self, c: CommandApdu) -> bytes:
         if self._session is None:
-            return self._native(AUTH_ERROR)
-        if self._open(c, CommMode.full) is None:
-            return self._native(INTEGRITY)
+            raise _Reject(AUTH_ERROR)
+        self._open(c, CommMode.full)
         return self._reply(self._nvm.uid, CommMode.full)
 
     def _change_key(self, c: CommandApdu) -> bytes:
         if self._session is None or self._auth_key != 0:
-            return self._native(AUTH_ERROR if self._session is None else DENIED)
-        opened = self._open(c, CommMode.full)
-        if opened is None:
-            return self._native(INTEGRITY)
-        header, plain = opened
-        if len(header) != 1 or header[0] > 4:
-            return self._native(NO_KEY)
-        key_no = header[0]
+            raise _Reject(AUTH_ERROR if self._session is None else DENIED)
+        header, plain = self._open(c, CommMode.full)
+        key_no = _key_no(header[0])
         old = None if key_no == self._auth_key else self._nvm.keys[key_no]
         try:
             new_key, version = parse_change_key_data(plain, old)
         except CardIntegrityError:
-            return self._native(INTEGRITY)
+            raise _Reject(INTEGRITY) from None
         self._nvm.keys[key_no], self._nvm.versions[key_no] = new_key, version
         if old is None:  # the session key itself changed: the session ends, plain answer
             self._drop_session()
@@ -407,68 +389,58 @@ class Ntag424Card:
         return self._reply(b"", CommMode.mac)
 
     def _change_file_settings(self, c: CommandApdu) -> bytes:
-        file = self._nvm.files.get(c.data[0]) if self._app and c.data else None
-        if file is None:
-            return self._native(NO_FILE)
+        file = self._file(c.data[0] if c.data else -1)
         granted = self._granted(file.settings.access.change)
-        if granted is None:
-            return self._native(DENIED)
-        opened = self._open(c, CommMode.full if granted == "key" else CommMode.plain)
-        if opened is None:
-            return self._native(INTEGRITY)
+        _, raw = self._open(c, CommMode.full if granted == "key" else CommMode.plain)
         try:
-            settings = FileSettings.parse_change(opened[1], file.settings.size)
+            settings = FileSettings.parse_change(raw, file.settings.size)
             _check_sdm(settings)
         except (ValueError, IndexError):
-            return self._native(PARAM)
+            raise _Reject(PARAM) from None
         if settings.sdm is not None and settings.sdm != file.settings.sdm:
             self._nvm.sdm_ctr = 0
         file.settings = settings
         return self._reply(b"", CommMode.mac if granted == "key" else CommMode.plain)
 
-    def _file_access(self, c: CommandApdu, write: bool) -> tuple[_File, CommMode, str] | int:
-        file = self._nvm.files.get(c.data[0]) if self._app and len(c.data) >= 7 else None
-        if file is None:
-            return NO_FILE if self._app else DENIED
+    def _file_access(self, c: CommandApdu, write: bool) -> tuple[_File, CommMode, str]:
+        file = self._file(c.data[0] if c.data else -1)
         a = file.settings.access
         granted = self._granted(a.write if write else a.read, a.read_write)
-        if granted is None:
-            return DENIED
-        mode = _MODES[file.settings.comm_bits] if granted == "key" else CommMode.plain
-        return file, mode, granted
+        return file, _MODES[file.settings.comm_bits] if granted == "key" else CommMode.plain, granted
 
     def _read_data(self, c: CommandApdu) -> bytes:
-        access = self._file_access(c, write=False)
-        if isinstance(access, int):
-            return self._native(access)
-        file, mode, granted = access
-        opened = self._open(c, CommMode.mac if mode is CommMode.full else mode)
-        if opened is None:
-            return self._native(INTEGRITY)
-        offset, length = _range(opened[0])
-        size = file.settings.size
-        length = length or size - offset
-        if offset + length > size:
-            return self._native(BOUNDARY)
-        content = self._mirrored(c.data[0]) if granted == "free" else bytes(file.data)
+        file, mode, granted = self._file_access(c, write=False)
+        header, _ = self._open(c, CommMode.mac if mode is CommMode.full else mode)
+        offset, length = _range(header)
+        length = length or file.settings.size - offset
+        if offset + length > file.settings.size:
+            raise _Reject(BOUNDARY)
+        content = self._mirrored(header[0]) if granted == "free" else bytes(file.data)
         return self._reply(content[offset : offset + length], mode)
 
     def _write_data(self, c: CommandApdu) -> bytes:
-        access = self._file_access(c, write=True)
-        if isinstance(access, int):
-            return self._native(access)
-        file, mode, _ = access
-        opened = self._open(c, mode)
-        if opened is None:
-            return self._native(INTEGRITY)
-        header, data = opened
+        file, mode, _ = self._file_access(c, write=True)
+        header, data = self._open(c, mode)
         offset, length = _range(header)
         if length != len(data) or length == 0:
-            return self._native(LENGTH)
+            raise _Reject(LENGTH)
         if offset + length > file.settings.size:
-            return self._native(BOUNDARY)
+            raise _Reject(BOUNDARY)
         file.data[offset : offset + length] = data
         return self._reply(b"", CommMode.mac if mode is not CommMode.plain else mode)
+
+
+class _Reject(Exception):
+    """A native command ends with status ``91 rc`` (caught in :meth:`Ntag424Card.process`)."""
+
+    def __init__(self, rc: int) -> None:
+        self.rc = rc
+
+
+def _key_no(value: int) -> int:
+    if value > 4:
+        raise _Reject(NO_KEY)
+    return value
 
 
 def _range(header: bytes) -> tuple[int, int]:
