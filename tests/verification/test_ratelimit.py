@@ -146,3 +146,18 @@ def test_settings_choose_the_backend() -> None:
 def test_bad_limits_are_refused(burst: int, rate: float) -> None:
     with pytest.raises(ConfigError):
         RateLimit(burst=burst, per_second=rate)
+
+
+def test_two_workers_share_one_bucket_only_through_redis(
+    make_limiter: LimiterFactory, request: pytest.FixtureRequest
+) -> None:
+    """Two limiters stand for two worker processes: Redis gives them one bucket per client."""
+    backend = request.node.callspec.params["make_limiter"]
+
+    async def run() -> int:
+        limit = RateLimit(burst=3, per_second=0.01)
+        worker_a, worker_b = make_limiter(limit), make_limiter(limit)
+        results = await _attempts(worker_a, "c", 3) + await _attempts(worker_b, "c", 3)
+        return results.count(None)
+
+    assert asyncio.run(run()) == (3 if backend == "redis" else 6)
