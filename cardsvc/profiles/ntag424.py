@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cardsvc.cardcrypto.an10922 import diversify_aes128
+from cardsvc.cardcrypto.sun import SunReading, parse_sun_url, verify_sun
 from cardsvc.errors import CryptoError
 from cardsvc.profiles.types import HexBytes
 
@@ -187,6 +188,23 @@ class Ntag424Config(_Frozen):
         master = master_keys[slot.master]
         return slot.derive(master, uid=uid, aid=self.diversification_aid,
                            system_identifier=system_identifier)
+
+    def verify_sun_url(self, url: str, master_keys: Mapping[str, bytes], *,
+                       system_identifier: bytes) -> SunReading:
+        """Verify a tapped URL of a card personalised with this profile (no reader, no driver).
+
+        Raises ``MalformedCredential`` / ``CardIntegrityError``; the caller still has to check
+        that the counter grew (replay) and that the UID belongs to an issued card.
+        """
+        message = parse_sun_url(url, picc_param=self.sun.picc_param, mac_param=self.sun.mac_param)
+        meta = self.card_key(self.sun.meta_read_key, master_keys, uid=b"",
+                             system_identifier=system_identifier)
+
+        def file_read_key(uid: bytes) -> bytes:
+            return self.card_key(self.sun.file_read_key, master_keys, uid=uid,
+                                 system_identifier=system_identifier)
+
+        return verify_sun(message, meta_read_key=meta, file_read_key=file_read_key)
 
 
 # --- GetFileSettings / ChangeFileSettings -------------------------------------------------------

@@ -68,13 +68,4 @@ def card() -> Ntag424Card:
 
 def verify_url(cfg: Ntag424Config, keys: MasterKeys, url: bytes) -> sun.SunReading:
     """What the verifier does with a tapped URL: no driver, only profile + cardcrypto."""
-    message = sun.parse_sun_url(url.decode("ascii"), picc_param=cfg.sun.picc_param,
-                                mac_param=cfg.sun.mac_param)
-    meta = cfg.card_key(cfg.sun.meta_read_key, keys.keys, uid=b"",
-                        system_identifier=keys.system_identifier)
-
-    def file_key(uid: bytes) -> bytes:
-        return cfg.card_key(cfg.sun.file_read_key, keys.keys, uid=uid,
-                            system_identifier=keys.system_identifier)
-
-    return sun.verify_sun(message, meta_read_key=meta, file_read_key=file_key)
+    return cfg.verify_sun_url(url.decode("ascii"), keys.keys, system_identifier=keys.system_identifier)

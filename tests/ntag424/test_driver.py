@@ -165,3 +165,16 @@ def test_other_type4_card_is_unknown(driver: Ntag424Driver) -> None:
     card = _NotNtag.blank(uid=UID, rng=counting_rng())
     with pytest.raises(UnknownCard):
         driver.status(DirectConnection(card))
+
+
+def test_card_holds_exactly_the_keys_the_verifier_derives(driver: Ntag424Driver, card: Ntag424Card,
+                                                          profile: Profile, cfg: Ntag424Config) -> None:
+    plan = make_plan(profile)
+    driver.personalise(DirectConnection(card), plan)
+    keys = [bytes.fromhex(slot["key"]) for slot in card.to_image()["keys"]]
+    sid = plan.master_keys.system_identifier
+    assert keys[1] == cfg.card_key(1, plan.master_keys.keys, uid=b"", system_identifier=sid)
+    assert keys[1] == cfg.card_key(1, plan.master_keys.keys, uid=b"\x04" * 7, system_identifier=sid)
+    assert keys[2] == cfg.card_key(2, plan.master_keys.keys, uid=UID, system_identifier=sid)
+    assert keys[2] != cfg.card_key(2, plan.master_keys.keys, uid=b"\x04" * 7, system_identifier=sid)
+    assert len(set(keys)) == 5
