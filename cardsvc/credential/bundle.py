@@ -7,8 +7,9 @@ Payload (CBOR map, integer keys)::
 
 Revoked card numbers are packed as sorted, unique big-endian 64-bit words: the digits read as
 hexadecimal after padding to 16 nibbles with ``F`` (EMV "compressed numeric"), so leading zeros
-survive and numeric order equals text order. 20,000 revoked cards take 160 KB; lookup is a
-binary search over an ``array('Q')`` — O(log n), no per-entry objects.
+survive ("0123" and "123" differ) and every card number maps to exactly one word. 20,000 revoked
+cards take 160 KB; lookup is a binary search over an ``array('Q')`` — O(log n), no per-entry
+objects.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from cardsvc.credential.cose import (
 )
 from cardsvc.credential.keys import (
     IssuerKey,
-    cose_key_fields,
-    cose_key_map,
     PublicKey,
     Signer,
+    cose_key_fields,
+    cose_key_map,
     key_from_map,
     key_to_map,
     load_public_key,

@@ -78,7 +78,7 @@ class Pkcs11KeyStore:
                                 hint="install softhsm2 or the HSM vendor's module")
         try:
             token = pkcs11.lib(str(config.module)).get_token(token_label=config.token_label)
-            session = token.open(user_pin=config.pin, rw=True)
+            session = _login(token, config.pin)
         except pkcs11.NoSuchToken:
             raise KeyStoreError(f"no PKCS#11 token labelled {config.token_label!r}") from None
         except pkcs11.PinIncorrect:
@@ -227,6 +227,15 @@ class Pkcs11KeyStore:
             for _catalog, obj in old:
                 obj.destroy()
         return catalog
+
+
+def _login(token: Any, pin: str) -> Any:
+    """A read-write user session. PKCS#11 login is per process: when another session of this
+    process is already logged in, the new session shares that login."""
+    try:
+        return token.open(user_pin=pin, rw=True)
+    except pkcs11.UserAlreadyLoggedIn:
+        return token.open(rw=True)
 
 
 def _key_label(kid: bytes) -> str:

@@ -1,0 +1,173 @@
+"""Encrypted file key store: secrets, key life cycle, passphrase handling, at-rest and atomic writes."""
+
+from __future__ import annotations
+
+import stat
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from cardsvc.config import DEV_KEY_PASSPHRASE, get_settings
+from cardsvc.credential import (
+    Algorithm,
+    KeyState,
+    OfflineVerifier,
+    TrustAnchor,
+    TrustBundle,
+    VerificationStatus,
+    build_trust_bundle,
+    issue_credential,
+    open_key_store,
+)
+from cardsvc.credential.filestore import FileKeyStore
+from cardsvc.errors import KeyStoreError
+
+from .conftest import NOW, make_claims
+
+FAST = 2**10  # scrypt cost for tests; the default (2**15) is exercised once below
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileKeyStore:
+    return FileKeyStore(tmp_path / "keys", "correct horse", scrypt_n=FAST)
+
+
+def test_named_secrets_are_versioned(store: FileKeyStore) -> None:
+    assert store.secret_versions("card-master/app") == []
+    assert store.ensure_secret("card-master/app", 16) == 1
+    assert store.ensure_secret("card-master/app", 16) == 1  # idempotent
+    assert store.create_secret_version("card-master/app", 16) == 2
+    version, latest = store.secret("card-master/app")
+    assert version == 2 and len(latest) == 16
+    assert store.secret("card-master/app", 1)[1] != latest
+    assert store.secret_versions("card-master/app") == [1, 2]
+    assert store.ensure_secret("pii/data", 32) == 1 and len(store.secret("pii/data")[1]) == 32
+
+
+def test_secret_errors(store: FileKeyStore) -> None:
+    with pytest.raises(KeyStoreError, match="no secret"):
+        store.secret("pii/index")
+    store.ensure_secret("pii/index", 32)
+    with pytest.raises(KeyStoreError, match="no version 7"):
+        store.secret("pii/index", 7)
+    for name, size in (("", 16), ("x", 0), ("x", 65), ("bad\nname", 16)):
+        with pytest.raises(KeyStoreError):
+            store.ensure_secret(name, size)
+
+
+def test_secrets_persist_across_instances(store: FileKeyStore) -> None:
+    store.ensure_secret("pii/data", 32)
+    again = FileKeyStore(store.path.parent, "correct horse")
+    assert again.secret("pii/data") == store.secret("pii/data")
+
+
+def test_file_is_encrypted_private_and_written_atomically(store: FileKeyStore) -> None:
+    store.ensure_secret("card-master/app", 16)
+    store.create_issuer_key(Algorithm.eddsa, not_before=NOW)
+    _, secret = store.secret("card-master/app")
+    raw = store.path.read_bytes()
+    assert secret not in raw
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert not list(store.path.parent.glob("*.tmp"))
+    assert cbor2.loads(raw)["kdf"]["alg"] == "scrypt"
+
+
+def test_wrong_passphrase_fails_before_signing(store: FileKeyStore) -> None:
+    store.create_issuer_key(Algorithm.eddsa, not_before=NOW)
+    wrong = FileKeyStore(store.path.parent, "wrong horse")
+    with pytest.raises(KeyStoreError, match="wrong key store passphrase"):
+        wrong.issuer_signer(now=NOW)
+    with pytest.raises(KeyStoreError, match="wrong"):
+        wrong.unlock()
+
+
+def test_swapped_entries_fail_authentication(store: FileKeyStore) -> None:
+    store.ensure_secret("a", 16)
+    store.ensure_secret("b", 16)
+    data = cbor2.loads(store.path.read_bytes())
+    data["secrets"]["a"], data["secrets"]["b"] = data["secrets"]["b"], data["secrets"]["a"]
+    store.path.write_bytes(cbor2.dumps(data))
+    with pytest.raises(KeyStoreError, match="fails authentication"):
+        FileKeyStore(store.path.parent, "correct horse").secret("a")
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff", cbor2.dumps({"format": 9}), cbor2.dumps([1])])
+def test_corrupt_file_is_a_key_store_error(store: FileKeyStore, content: bytes) -> None:
+    store.path.parent.mkdir(parents=True)
+    store.path.write_bytes(content)
+    with pytest.raises(KeyStoreError):
+        store.secret_versions("x")
+
+
+def test_empty_passphrase_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(KeyStoreError, match="empty"):
+        FileKeyStore(tmp_path, "")
+    with pytest.raises(KeyStoreError, match="empty"):
+        open_key_store(get_settings(key_passphrase="", data_dir=tmp_path))
+
+
+def test_dev_passphrase_only_in_dev(tmp_path: Path) -> None:
+    with pytest.raises(KeyStoreError, match="outside env=dev"):
+        open_key_store(get_settings(env="test", data_dir=tmp_path, key_passphrase=DEV_KEY_PASSPHRASE))
+    store = open_key_store(get_settings(env="dev", data_dir=tmp_path))
+    assert isinstance(store, FileKeyStore) and store.path.parent == tmp_path / "keys"
+
+
+def test_default_scrypt_cost_round_trip(tmp_path: Path) -> None:
+    store = open_key_store(get_settings(env="test", data_dir=tmp_path, key_passphrase="a real one"))
+    assert store.ensure_secret("pii/index", 32) == 1
+    assert cbor2.loads((tmp_path / "keys" / "keys.cbor").read_bytes())["kdf"]["n"] == 2**15
+
+
+def test_rotation_overlap_retire_and_revoke(store: FileKeyStore) -> None:
+    first = store.create_issuer_key(Algorithm.eddsa, not_before=NOW - timedelta(days=100))
+    second = store.rotate_issuer_key(Algorithm.es256, now=NOW, overlap=timedelta(days=7))
+    assert second.not_before == NOW + timedelta(days=7)
+    assert store.issuer_signer(now=NOW).kid == first.kid  # old key signs during the overlap
+    assert store.issuer_signer(now=NOW + timedelta(days=8)).kid == second.kid
+    old = next(k for k in store.issuer_keys() if k.kid == first.kid)
+    assert old.not_after == second.not_before  # cut-off = start of the new key
+    retired = store.retire_issuer_key(second.kid, at=NOW + timedelta(days=10))
+    assert retired.state is KeyState.retired and retired.not_after == NOW + timedelta(days=10)
+    with pytest.raises(KeyStoreError, match="no active signing key"):
+        store.issuer_signer(now=NOW + timedelta(days=11))
+    assert store.revoke_issuer_key(first.kid).state is KeyState.revoked
+    with pytest.raises(KeyStoreError, match="revoked"):
+        store.retire_issuer_key(first.kid, at=NOW)
+    with pytest.raises(KeyStoreError, match="no key with id"):
+        store.revoke_issuer_key(b"\xee\xee")
+    assert len({k.kid for k in store.issuer_keys()}) == 2
+
+
+def test_store_signs_credentials_and_bundles_end_to_end(store: FileKeyStore) -> None:
+    store.create_issuer_key(Algorithm.eddsa, not_before=NOW - timedelta(days=2))
+    bundle_key = store.create_bundle_key(Algorithm.es256, not_before=NOW - timedelta(days=2))
+    credential = issue_credential(store.issuer_signer(now=NOW), make_claims())
+    raw = build_trust_bundle(store.bundle_signer(now=NOW), store.issuer_keys(), [], 1,
+                             NOW - timedelta(hours=1), NOW + timedelta(days=1), issuer="SZGH")
+    bundle = TrustBundle.load(raw, TrustAnchor.from_key(bundle_key))
+    result = OfflineVerifier(bundle, clock=lambda: NOW).verify(credential)
+    assert result.status is VerificationStatus.ok
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    FileKeyStore(tmp_path, "pw", scrypt_n=FAST).ensure_secret("seed", 16)  # create the file first
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            FileKeyStore(tmp_path, "pw").ensure_secret(f"name-{index}", 16)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = FileKeyStore(tmp_path, "pw")
+    assert all(final.secret_versions(f"name-{i}") == [1] for i in range(8))
