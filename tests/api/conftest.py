@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +67,7 @@ class Api:
         return issued.token
 
 
+@contextmanager
 def make_api(settings: Settings, *, rate_limit: RateLimit | None = None) -> Iterator[Api]:
     services = in_memory_services(settings, rate_limit=rate_limit or RateLimit(burst=10_000, per_second=1e4))
     with asyncio.Runner() as runner:
@@ -81,4 +83,5 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[Api]:
-    yield from make_api(settings)
+    with make_api(settings) as made:
+        yield made

@@ -117,7 +117,7 @@ def test_openapi_served_outside_production(api: Api) -> None:
 
 def test_openapi_off_in_production(tmp_path) -> None:
     settings = get_settings(env="production", key_passphrase="a real secret", data_dir=tmp_path)
-    for api in make_api(settings):
+    with make_api(settings) as api:
         for path in ("/openapi.json", "/docs", "/redoc"):
             assert api.request("GET", path).status_code == 404
         assert api.request("GET", "/healthz").status_code == 200
@@ -160,7 +160,7 @@ def test_forbidden_create_records_nothing(api: Api) -> None:
 
 
 def test_rate_limit_is_per_client_with_retry_after(settings: Settings) -> None:
-    for api in make_api(settings, rate_limit=RateLimit(burst=3, per_second=0.25)):
+    with make_api(settings, rate_limit=RateLimit(burst=3, per_second=0.25)) as api:
         first, second = api.token(Role.clerk), api.token(Role.clerk)
         statuses = [api.request("GET", "/v1/whoami", token=first).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
@@ -173,7 +173,7 @@ def test_rate_limit_is_per_client_with_retry_after(settings: Settings) -> None:
 
 
 def test_forbidden_calls_spend_the_budget(settings: Settings) -> None:
-    for api in make_api(settings, rate_limit=RateLimit(burst=2, per_second=0.1)):
+    with make_api(settings, rate_limit=RateLimit(burst=2, per_second=0.1)) as api:
         clerk = api.token(Role.clerk)
         statuses = [api.request("GET", "/v1/clients", token=clerk).status_code for _ in range(3)]
         assert statuses == [403, 403, 429]
