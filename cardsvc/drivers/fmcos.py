@@ -12,14 +12,15 @@ Personalisation order — and why:
 2. create the ADF, its key file first, its keys (diversified), its files; write the card number
    and the credential;
 3. write the status marker INTENT (3 bytes ``state ‖ ~state ‖ key version``);
-4. change the MF admin key with a line-protected WRITE KEY whose MAC is computed under the
+4. authenticate to the ADF with its admin key, compare the data with the plan (rewrite it when
+   different) and self-test INTERNAL AUTHENTICATE — all before anything irreversible;
+5. change the MF admin key with a line-protected WRITE KEY whose MAC is computed under the
    factory key — the POINT OF NO RETURN. The card accepts it only while the factory key is
    present, so replaying it after a tear is a free, counter-neutral compare-and-swap;
-5. authenticate to the ADF, compare the data with the plan, self-test INTERNAL AUTHENTICATE,
-   and only then write the marker COMPLETE.
+6. authenticate to the ADF again and write the marker COMPLETE.
 
 A retry reads the marker (free) and resumes: no marker / INTENT torn → start again from 1 (the MF
-key is certainly the factory key); INTENT or COMPLETE torn → finish 4–5; COMPLETE → compare.
+key is certainly the factory key); INTENT or COMPLETE torn → finish 4–6; COMPLETE → compare.
 Each authentication uses the single key the marker says must be there; none is ever guessed.
 """
 
@@ -258,9 +259,9 @@ class FmcosDriver:
     def _build(self, session: FmcosSession, plan: PersonalisationPlan, keys: _CardKeys,
                step: ProgressCallback) -> None:
         step("authenticate")
-        self._enter_mf_with_factory_key(session)
+        authenticated = self._enter_mf_with_factory_key(session)
         step("erase")
-        self._rebuild_mf(session)
+        self._rebuild_mf(session, authenticated=authenticated)
         step("create_application")
         self._create_application(session, plan, keys)
         step("write_data")
@@ -268,7 +269,7 @@ class FmcosDriver:
         step("intent")
         session.update_binary(encode_marker(Stage.intent, plan.master_keys.version), "status")
 
-    def _enter_mf_with_factory_key(self, session: FmcosSession) -> None:
+    def _enter_mf_with_factory_key(self, session: FmcosSession) -> bool:
         session.select_fid(self.config.mf.fid, "MF")
         try:
             session.external_auth(0x00, self.config.factory_key, "MF (factory key)")
@@ -276,13 +277,17 @@ class FmcosDriver:
             # The MF has no admin key: a previous run was torn between ERASE and the key install;
             # such a DF is unprotected, so the rebuild proceeds without authentication.
             log.info("MF holds no admin key (torn after erase); continuing unprotected")
+            return False
+        return True
 
-    def _rebuild_mf(self, session: FmcosSession) -> None:
+    def _rebuild_mf(self, session: FmcosSession, *, authenticated: bool) -> None:
         mf = self.config.mf
         session.erase_df()
         session.create_file(mf.key_file_fid, key_file_create_data(mf), "MF key file")
         slot = self.config.key("mf_admin")
         session.install_key(KeyRecord.for_slot(slot, self.config.factory_key, 0), "MF admin")
+        if not authenticated:  # the key just installed is the one expected: authenticate now
+            session.external_auth(0x00, self.config.factory_key, "MF (factory key)")
 
     def _create_application(self, session: FmcosSession, plan: PersonalisationPlan,
                             keys: _CardKeys) -> None:
@@ -313,19 +318,24 @@ class FmcosDriver:
 
     def _finish(self, session: FmcosSession, plan: PersonalisationPlan, keys: _CardKeys,
                 step: ProgressCallback) -> None:
-        step("change_mf_key")
-        self._swap_mf_key(session, keys, plan.master_keys.version)
         step("verify")
-        app = self.config.application
-        session.select_name(app.df_name, "application")
-        session.external_auth(0x00, keys["app_admin"], "application admin")
+        self._enter_application(session, keys)
         number, credential = self._read_data(session, keys)
         if (number, credential) != (plan.card_number, plan.credential):
             self._write_data(session, plan, keys)
         self._self_test(session, keys)
+        step("change_mf_key")
+        self._swap_mf_key(session, keys, plan.master_keys.version)
         step("complete")
+        self._enter_application(session, keys)
         session.select_fid(self.config.file("status").fid, "status file")
         session.update_binary(encode_marker(Stage.complete, plan.master_keys.version), "status")
+
+    def _enter_application(self, session: FmcosSession, keys: _CardKeys) -> None:
+        """Select the ADF and authenticate with its admin key: proves the plan's keys are the
+        card's before anything irreversible happens."""
+        session.select_name(self.config.application.df_name, "application")
+        session.external_auth(0x00, keys["app_admin"], "application admin")
 
     def _swap_mf_key(self, session: FmcosSession, keys: _CardKeys, version: int) -> None:
         """Factory → diversified MF admin key; a MAC refusal means the swap already happened,

@@ -1,0 +1,275 @@
+"""FmcosDriver against the emulated card over DirectConnection: personalise, read back, prove,
+status without spending counters, wrong keys, refusals, and the SM4 variant."""
+
+from __future__ import annotations
+
+import pytest
+
+from cardsvc.apdu.model import CommandApdu
+from cardsvc.cardcrypto.fmcos import TDES, auth_cryptogram, suite, verify_internal_auth
+from cardsvc.drivers.base import CardState, MasterKeys, PersonalisationPlan, driver_for
+from cardsvc.drivers.fmcos import FmcosDriver, Stage, decode_marker, encode_marker
+from cardsvc.drivers.fmcos_session import FmcosSession
+from cardsvc.emulator.fmcos import FACTORY_KEY, FmcosCard
+from cardsvc.errors import (
+    AuthenticationDelay,
+    CardIntegrityError,
+    CardSpoiled,
+    CryptoError,
+    FileNotFound,
+    IssuanceError,
+    KeyStoreError,
+    WrongKey,
+)
+from cardsvc.profiles import Profile
+from cardsvc.profiles.fmcos import FmcosConfig
+from cardsvc.transport.fake import ScriptedConnection
+from tests.fmcos.conftest import UID, counting_rng, make_plan, master_keys
+from tests.support.cards import DirectConnection
+
+H = bytes.fromhex
+
+
+def card_key(cfg: FmcosConfig, keys: MasterKeys, role: str, uid: bytes = UID) -> bytes:
+    """The per-card key computed the way a verifier does: profile slot + AN10922, no driver."""
+    slot = cfg.key(role)
+    return slot.derive(keys.keys[slot.master_role], uid=uid, aid=cfg.diversification_aid,
+                       system_identifier=keys.system_identifier, cipher_suite=cfg.cipher_suite)
+
+
+def personalised(driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan) -> FmcosCard:
+    driver.personalise(DirectConnection(card), plan)
+    return card
+
+
+def ins_sent(conn: DirectConnection, ins: int) -> int:
+    return sum(1 for apdu in conn.sent if apdu[1] == ins)
+
+
+def mf_key(card: FmcosCard) -> str:
+    return str(card.to_image()["mf"]["key_file"]["keys"][0]["value"])
+
+
+def test_driver_for_profile_family(profile: Profile) -> None:
+    assert isinstance(driver_for(profile), FmcosDriver)
+
+
+def test_personalise_from_factory_and_read_back(driver: FmcosDriver, card: FmcosCard,
+                                                plan: PersonalisationPlan, cfg: FmcosConfig) -> None:
+    steps: list[str] = []
+    readout = driver.personalise(DirectConnection(card), plan, steps.append)
+    assert (readout.uid, readout.card_number, readout.credential, readout.key_version) == (
+        UID, plan.card_number, plan.credential, 1)
+    assert steps[0] == "authenticate" and steps[-3:] == ["verify", "change_mf_key", "complete"]
+    assert steps.index("change_mf_key") > steps.index("intent")  # the MF key changes last
+    assert driver.read_back(DirectConnection(card), plan.master_keys) == readout
+    assert mf_key(card) == card_key(cfg, plan.master_keys, "mf_admin").hex().upper()
+    assert driver.read_uid(DirectConnection(card)) == UID
+
+
+def test_factory_key_no_longer_opens_the_mf(driver: FmcosDriver, card: FmcosCard,
+                                            plan: PersonalisationPlan) -> None:
+    personalised(driver, card, plan)
+    session = FmcosSession(DirectConnection(card), TDES)
+    session.select_fid(0x3F00, "MF")
+    with pytest.raises(WrongKey) as caught:
+        session.external_auth(0x00, FACTORY_KEY, "MF")
+    assert caught.value.attempts_left == 4  # counter 55: five attempts, one spent here
+
+
+def test_proof_verifies_with_the_diversified_internal_key(
+        driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan, cfg: FmcosConfig) -> None:
+    personalised(driver, card, plan)
+    challenge = H("5A5A0102A5A50304")
+    proof = driver.prove(DirectConnection(card), challenge)
+    assert (proof.kind, proof.uid, proof.challenge) == ("internal_auth", UID, challenge)
+    key = card_key(cfg, plan.master_keys, "internal_auth")
+    verify_internal_auth(TDES, key, challenge, proof.payload)
+    other = driver.prove(DirectConnection(card), H("0000000000000001"))
+    assert other.payload != proof.payload  # a fresh challenge gets a fresh cryptogram
+    with pytest.raises(CardIntegrityError):
+        verify_internal_auth(TDES, key, challenge, other.payload)
+
+
+def test_card_of_one_master_key_does_not_verify_under_another(
+        driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan,
+        profile: Profile, cfg: FmcosConfig) -> None:
+    personalised(driver, card, plan)
+    foreign = master_keys(profile, seed=7)
+    proof = driver.prove(DirectConnection(card), H("0102030405060708"))
+    with pytest.raises(CardIntegrityError):
+        verify_internal_auth(TDES, card_key(cfg, foreign, "internal_auth"), proof.challenge,
+                             proof.payload)
+    with pytest.raises(CardIntegrityError):
+        driver.read_back(DirectConnection(card), foreign)  # line-protection MAC fails
+    report = driver.status(DirectConnection(card), foreign)
+    assert report.state is CardState.unknown and "not under these master keys" in report.detail
+    assert driver.status(DirectConnection(card), plan.master_keys).state is CardState.personalised
+
+
+def test_status_spends_no_counter_and_changes_nothing(
+        driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan) -> None:
+    conn = DirectConnection(card)
+    assert driver.status(conn).state is CardState.factory
+    assert ins_sent(conn, 0x82) == 0
+    personalised(driver, card, plan)
+    before = card.to_image()
+    conn = DirectConnection(card)
+    report = driver.status(conn, plan.master_keys)
+    assert report.state is CardState.personalised and report.uid == UID
+    assert report.key_slots["mf_admin"] == "diversified"
+    assert ins_sent(conn, 0x82) == 0 and ins_sent(conn, 0xD6) == 0 and ins_sent(conn, 0xD4) == 0
+    assert card.to_image() == before
+
+
+def test_wrong_mf_key_raises_wrong_key_once(driver: FmcosDriver, plan: PersonalisationPlan) -> None:
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    card.mf.key_file.keys[0].value = bytes(range(16))  # type: ignore[union-attr]  # someone else's
+    conn = DirectConnection(card)
+    with pytest.raises(WrongKey) as caught:
+        driver.personalise(conn, plan)
+    assert caught.value.attempts_left == 14
+    assert ins_sent(conn, 0x82) == 1  # no second try, no other key
+    assert ins_sent(conn, 0x0E) == 0  # nothing erased
+
+
+def test_locked_mf_key_raises_authentication_delay(driver: FmcosDriver,
+                                                   plan: PersonalisationPlan) -> None:
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    card.mf.key_file.keys[0].fourth = 0xF0  # type: ignore[union-attr]
+    with pytest.raises(AuthenticationDelay):
+        driver.personalise(DirectConnection(card), plan)
+
+
+def _card_at_intent(driver: FmcosDriver, plan: PersonalisationPlan) -> FmcosCard:
+    """A card torn right after the INTENT marker (the MF key change not yet sent)."""
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    probe = DirectConnection(card)
+    driver.personalise(probe, plan)
+    intent_index = next(i for i, apdu in enumerate(probe.sent)
+                        if apdu[1] == 0xD6 and apdu[5:7] == encode_marker(Stage.intent, 1)[:2])
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    with pytest.raises(Exception, match="card pulled"):
+        driver.personalise(DirectConnection(card, tear_at=intent_index + 1), plan)
+    return card
+
+
+def test_intent_card_under_other_master_keys_fails_once(
+        driver: FmcosDriver, plan: PersonalisationPlan, profile: Profile) -> None:
+    card = _card_at_intent(driver, plan)
+    assert driver.status(DirectConnection(card)).state is CardState.partial
+    conn = DirectConnection(card)
+    with pytest.raises(WrongKey):
+        driver.personalise(conn, make_plan(profile, seed=9))
+    assert ins_sent(conn, 0x82) == 1 and ins_sent(conn, 0xD4) == 0  # the MF key was not touched
+    assert driver.personalise(DirectConnection(card), plan).card_number == plan.card_number
+
+
+def test_intent_card_with_a_stranger_mf_key_is_spoiled(
+        driver: FmcosDriver, plan: PersonalisationPlan) -> None:
+    card = _card_at_intent(driver, plan)
+    card.mf.key_file.keys[0].value = bytes(range(16))  # type: ignore[union-attr]
+    with pytest.raises(CardSpoiled, match="neither the factory key nor ours"):
+        driver.personalise(DirectConnection(card), plan)
+    assert card.mf.key_file.keys[0].attempts_left == 5  # type: ignore[union-attr]
+
+
+def test_resume_with_other_data_rewrites_it_before_completion(
+        driver: FmcosDriver, plan: PersonalisationPlan, profile: Profile) -> None:
+    card = _card_at_intent(driver, plan)
+    other = make_plan(profile, card_number="31010100000043", credential=b"\x01" * 100)
+    readout = driver.personalise(DirectConnection(card), other)
+    assert (readout.card_number, readout.credential) == (other.card_number, other.credential)
+
+
+def test_personalised_card_is_idempotent_for_the_same_plan(
+        driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan, profile: Profile) -> None:
+    first = driver.personalise(DirectConnection(card), plan)
+    conn = DirectConnection(card)
+    assert driver.personalise(conn, plan) == first
+    assert ins_sent(conn, 0xD6) == ins_sent(conn, 0xD4) == ins_sent(conn, 0x82) == 0
+    with pytest.raises(CardSpoiled, match="already personalised"):
+        driver.personalise(DirectConnection(card), make_plan(profile, card_number="99"))
+    with pytest.raises(CardSpoiled, match="key version 1"):
+        driver.personalise(DirectConnection(card), make_plan(profile, version=2))
+
+
+@pytest.mark.parametrize(
+    ("number", "credential", "error"),
+    [("31010100000042", b"", IssuanceError), ("31010100000042", bytes(129), IssuanceError),
+     ("", b"x", IssuanceError), ("3101-01", b"x", IssuanceError), ("卡号", b"x", IssuanceError),
+     ("1" * 24, b"x", IssuanceError)],
+)
+def test_plans_that_do_not_fit_are_refused_before_any_write(
+        driver: FmcosDriver, card: FmcosCard, profile: Profile,
+        number: str, credential: bytes, error: type[Exception]) -> None:
+    conn = DirectConnection(card)
+    with pytest.raises(error):
+        driver.personalise(conn, make_plan(profile, card_number=number, credential=credential))
+    assert conn.sent == []
+
+
+def test_missing_master_role_is_a_key_store_error(driver: FmcosDriver, card: FmcosCard,
+                                                  plan: PersonalisationPlan) -> None:
+    keys = MasterKeys(version=1, keys={"fmcos_mf_admin": bytes(16)}, system_identifier=b"SI")
+    bad = PersonalisationPlan(card_number="1", credential=b"x", master_keys=keys)
+    with pytest.raises(KeyStoreError, match="fmcos_app_admin"):
+        driver.personalise(DirectConnection(card), bad)
+
+
+def test_read_back_and_prove_refuse_unfinished_cards(
+        driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan) -> None:
+    with pytest.raises(FileNotFound):
+        driver.read_back(DirectConnection(card), plan.master_keys)
+    with pytest.raises(FileNotFound):
+        driver.prove(DirectConnection(card), bytes(8))
+    intent = _card_at_intent(driver, plan)
+    with pytest.raises(CardIntegrityError, match="not complete"):
+        driver.read_back(DirectConnection(intent), plan.master_keys)
+    with pytest.raises(CryptoError):
+        driver.prove(DirectConnection(intent), bytes(16))
+
+
+def test_marker_codec() -> None:
+    assert decode_marker(encode_marker(Stage.complete, 3)) == (Stage.complete, 3)
+    assert decode_marker(encode_marker(Stage.intent, 3)) == (Stage.intent, 3)
+    assert decode_marker(bytes(3)) == (Stage.building, 0)
+    assert decode_marker(H("0100 00")) == (Stage.building, 0)  # torn INTENT: state byte only
+    assert decode_marker(H("02FE05")) == (Stage.intent, 5)  # torn COMPLETE
+    assert decode_marker(H("7F1234"))[0] is None
+
+
+def test_session_follows_61xx_and_6cxx() -> None:
+    script = [
+        (H("FFCA000000"), H("6C04")),
+        (H("FFCA000004"), H("A1B26102")),
+        (H("00C0000002"), H("C3D49000")),
+    ]
+    conn = ScriptedConnection(script)
+    assert FmcosSession(conn, TDES).uid() == UID
+    conn.assert_done()
+
+
+def test_sm4_variant_end_to_end(profile: Profile) -> None:
+    assert isinstance(profile.config, FmcosConfig)
+    sm4_profile = profile.model_copy(
+        update={"config": profile.config.model_copy(update={"cipher_suite": "sm4"})})
+    driver = FmcosDriver(sm4_profile, rng=counting_rng())
+    card = FmcosCard.blank(uid=UID, suite="sm4", rng=counting_rng())
+    plan = make_plan(profile)
+    readout = driver.personalise(DirectConnection(card), plan)
+    assert readout.credential == plan.credential
+    challenge = bytes(range(16))
+    proof = driver.prove(DirectConnection(card), challenge)
+    cfg = sm4_profile.config
+    verify_internal_auth(suite("sm4"), card_key(cfg, plan.master_keys, "internal_auth"),
+                         challenge, proof.payload)
+    assert card.to_image()["suite"] == "sm4"
+
+
+def test_external_auth_cryptogram_matches_cardcrypto(card: FmcosCard) -> None:
+    session = FmcosSession(DirectConnection(card), TDES)
+    challenge = session.challenge(8)
+    # the emulator checks E(K, challenge) with the same primitive the driver uses
+    command = CommandApdu(0x00, 0x82, 0x00, 0x00, auth_cryptogram(TDES, FACTORY_KEY, challenge))
+    assert session.run(command, "EXTERNAL AUTHENTICATE") == b""
