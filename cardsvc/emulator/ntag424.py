@@ -30,7 +30,7 @@ from cardsvc.cardcrypto.ev2 import (
 )
 from cardsvc.emulator.base import JsonImage
 from cardsvc.errors import CardIntegrityError, MalformedApdu
-from cardsvc.profiles.ntag424 import FREE, AccessRights, FileSettings, SdmSettings
+from cardsvc.profiles.ntag424 import FREE, AccessRights, FileSettings
 
 Rng = Callable[[int], bytes]
 
@@ -189,12 +189,9 @@ class Ntag424Card:
         return self._nvm.uid + SW_OK if (c.p1, c.p2) == (0, 0) else SW_WRONG_P
 
     def _select(self, c: CommandApdu) -> bytes:
-        if (c.p1 == 0x04 and c.data == DF_NAME) or (c.p1 in (0x00, 0x01) and c.data == DF_ID):
-            self._app, self._ef, self._sdm_view = True, None, None
-            self._drop_session()
-            return SW_OK
-        if c.p1 in (0x00, 0x02) and c.data == b"\x3f\x00":
-            self._app, self._ef = False, None
+        app = (c.p1 == 0x04 and c.data == DF_NAME) or (c.p1 in (0x00, 0x01) and c.data == DF_ID)
+        if app or (c.p1 in (0x00, 0x02) and c.data == b"\x3f\x00"):  # the app, or back to the PICC
+            self._app, self._ef, self._sdm_view = app, None, None
             self._drop_session()
             return SW_OK
         number = self._file_by_iso(c.data) if self._app and c.p1 in (0x00, 0x02) else None
@@ -207,15 +204,14 @@ class Ntag424Card:
         return next((n for n, f in self._nvm.files.items() if f.iso_id == iso_id), None)
 
     def _iso_target(self, c: CommandApdu) -> tuple[int | None, int]:
-        if c.p1 & 0x80:
-            number = c.p1 & 0x1F
-            if self._app and number in self._nvm.files:
-                if number != self._ef:
-                    self._sdm_view = None
-                self._ef = number
-                return number, c.p2
+        if not c.p1 & 0x80:
+            return self._ef, (c.p1 << 8) | c.p2
+        number = c.p1 & 0x1F  # short file identifier: selects the file
+        if not self._app or number not in self._nvm.files:
             return None, 0
-        return self._ef, (c.p1 << 8) | c.p2
+        if number != self._ef:
+            self._ef, self._sdm_view = number, None
+        return number, c.p2
 
     def _read_binary(self, c: CommandApdu) -> bytes:
         number, offset = self._iso_target(c)
@@ -394,7 +390,6 @@ class Ntag424Card:
         _, raw = self._open(c, CommMode.full if granted == "key" else CommMode.plain)
         try:
             settings = FileSettings.parse_change(raw, file.settings.size)
-            _check_sdm(settings)
         except (ValueError, IndexError):
             raise _Reject(PARAM) from None
         if settings.sdm is not None and settings.sdm != file.settings.sdm:
@@ -445,13 +440,3 @@ def _key_no(value: int) -> int:
 
 def _range(header: bytes) -> tuple[int, int]:
     return int.from_bytes(header[1:4], "little"), int.from_bytes(header[4:7], "little")
-
-
-def _check_sdm(settings: FileSettings) -> None:
-    sdm: SdmSettings | None = settings.sdm
-    if sdm is None:
-        return
-    if sdm.meta_read <= 4 and sdm.picc_offset + sun.PICC_HEX_LEN > settings.size:
-        raise ValueError("PICCData mirror outside the file")
-    if sdm.file_read <= 4 and not sdm.mac_input_offset <= sdm.mac_offset <= settings.size - 16:
-        raise ValueError("SDMMAC mirror outside the file")

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cardsvc.cardcrypto.an10922 import diversify_aes128
-from cardsvc.cardcrypto.sun import SunReading, parse_sun_url, verify_sun
+from cardsvc.cardcrypto.sun import MAC_HEX_LEN, PICC_HEX_LEN, SunReading, parse_sun_url, verify_sun
 from cardsvc.errors import CryptoError
 from cardsvc.profiles.types import HexBytes
 
@@ -313,6 +313,8 @@ class FileSettings:
                 raise ValueError("trailing bytes after SDM settings")
         elif len(raw) != 3:
             raise ValueError("trailing bytes after access rights")
+        if sdm is not None:
+            _check_mirrors(sdm, size)
         return cls(comm_bits=raw[0] & 0x03, access=AccessRights.from_bytes(raw[1:3]), size=size, sdm=sdm)
 
     @classmethod
@@ -322,3 +324,11 @@ class FileSettings:
             raise ValueError("not a standard data file's settings")
         size = int.from_bytes(raw[4:7], "little")
         return cls.parse_change(raw[1:4] + raw[7:], size)
+
+
+def _check_mirrors(sdm: SdmSettings, size: int) -> None:
+    """The mirrors a card would write must lie inside the file (the chip answers PARAMETER_ERROR)."""
+    if sdm.meta_read <= 4 and sdm.picc_offset + PICC_HEX_LEN > size:
+        raise ValueError("PICCData mirror outside the file")
+    if sdm.file_read <= 4 and not sdm.mac_input_offset <= sdm.mac_offset <= size - MAC_HEX_LEN:
+        raise ValueError("SDMMAC mirror outside the file")
