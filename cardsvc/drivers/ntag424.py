@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cardsvc.apdu.model import CommandApdu, ResponseApdu
+from cardsvc.apdu import CommandApdu, ResponseApdu, get_response, retry_wrong_le
 from cardsvc.cardcrypto import sun
 from cardsvc.cardcrypto.ev2 import CommMode, Ev2Authenticator, SecureMessaging, change_key_data
 from cardsvc.drivers.base import (
@@ -91,7 +91,8 @@ class Ntag424Driver:
 
     def _transmit(self, conn: CardConnection, apdu: CommandApdu, what: str, *,
                   more: bool = False) -> tuple[bytes, int]:
-        response = ResponseApdu.from_bytes(conn.transmit(apdu.to_bytes()))
+        send = get_response(retry_wrong_le(conn.transmit))  # 61xx / 6Cxx, should a reader use them
+        response = ResponseApdu.from_bytes(send(apdu.to_bytes()))
         if response.sw in _OK or (more and response.sw == _MORE):
             return response.data, response.sw
         raise self._status(response.sw, what)

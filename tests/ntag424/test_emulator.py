@@ -260,3 +260,19 @@ def test_image_round_trip_and_malformed_images(card: Ntag424Card) -> None:
 def test_blank_cards_get_nxp_uids() -> None:
     one, two = Ntag424Card.blank(), Ntag424Card.blank()
     assert one.uid[0] == two.uid[0] == 0x04 and len(one.uid) == 7 and one.uid != two.uid
+
+
+def test_mac_mode_file(fresh: Ntag424Card) -> None:
+    sm = auth(fresh, 0)
+    secure(fresh, sm, 0x5F, b"\x03", H("01") + H("3033"), CommMode.full)  # MAC mode, R=W=RW=3, C=0
+    tx(fresh, SELECT_APP)
+    sm = auth(fresh, 3)
+    field = sm.protect_command(0x8D, H("03000000040000"), b"abcd", CommMode.mac)
+    assert field[7:11] == b"abcd"  # MAC mode: data in clear, then the MAC
+    body, sw = native(fresh, 0x8D, field)
+    assert sw == 0x9100 and sm.open_response(0x00, body, CommMode.mac) == b""
+    assert secure(fresh, sm, 0xAD, H("03000000040000"), b"", CommMode.mac) == b"abcd"
+    tampered = bytearray(sm.protect_command(0x8D, H("03000000040000"), b"abcd", CommMode.mac))
+    tampered[8] ^= 1
+    assert native(fresh, 0x8D, bytes(tampered))[1] == 0x911E
+    assert fresh.to_image()["files"]["3"]["data"][:8] == b"abcd".hex().upper()

@@ -97,3 +97,24 @@ def test_a_second_tear_during_the_retry(k: int, profile: Profile, cfg: Ntag424Co
     readout = driver.personalise(DirectConnection(card), plan)
     assert readout.credential == plan.credential
     assert verify_url(cfg, plan.master_keys, driver.prove(DirectConnection(card), b"").payload).uid == UID
+
+
+class _KeyChangeLost(Ntag424Card):
+    """The other legal outcome of an atomic ChangeKey torn mid-way: not applied at all."""
+
+    def tear(self, apdu: bytes) -> None:
+        if apdu[:2] == b"\x90\xc4":
+            self.power_on()
+            return
+        super().tear(apdu)
+
+
+def test_torn_key_change_that_did_not_happen(profile: Profile, cfg: Ntag424Config) -> None:
+    plan = make_plan(profile)
+    for k in range(TOTAL):
+        card = _KeyChangeLost.blank(uid=UID, rng=counting_rng())
+        driver = Ntag424Driver(profile, rng=counting_rng())
+        with pytest.raises(CardRemoved):
+            driver.personalise(DirectConnection(card, tear_at=k), plan)
+        assert driver.personalise(DirectConnection(card), plan).credential == plan.credential
+        assert verify_url(cfg, plan.master_keys, driver.prove(DirectConnection(card), b"").payload).uid == UID
