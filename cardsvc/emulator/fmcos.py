@@ -32,6 +32,7 @@ from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.emulator import fmcos_fs as fs
 from cardsvc.emulator.base import JsonImage
+from cardsvc.emulator.fmcos_fs import StatusWord
 from cardsvc.errors import CardIntegrityError, CryptoError, MalformedApdu
 from cardsvc.profiles.fmcos import allows
 
@@ -39,14 +40,6 @@ Rng = Callable[[int], bytes]
 FACTORY_KEY = b"\xff" * 16
 MF_FID = 0x3F00
 _HISTORICAL_PREFIX = bytes.fromhex("20900000000000")  # FM1208 ATS historical bytes before the UID
-
-
-class _Sw(Exception):
-    """Internal control flow: answer this status word."""
-
-    def __init__(self, sw: int) -> None:
-        super().__init__(f"{sw:04X}")
-        self.sw = sw
 
 
 def _factory_mf() -> fs.DedicatedFile:
@@ -129,7 +122,7 @@ class FmcosCard:
             data = self._dispatch(cmd, challenge)
         except MalformedApdu:
             return b"\x67\x00"
-        except _Sw as answer:
+        except StatusWord as answer:
             return answer.sw.to_bytes(2, "big")
         return data + b"\x90\x00"
 
@@ -138,10 +131,10 @@ class FmcosCard:
     def _dispatch(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
         entry = _COMMANDS.get(cmd.ins)
         if entry is None:
-            raise _Sw(0x6D00)
+            raise StatusWord(0x6D00)
         classes, handler = entry
         if cmd.cla not in classes:
-            raise _Sw(0x6E00)
+            raise StatusWord(0x6E00)
         return handler(self, cmd, challenge)
 
     @property
@@ -150,35 +143,35 @@ class FmcosCard:
 
     def _require(self, right: int) -> None:
         if (right & 0x0F) > (right >> 4):
-            raise _Sw(0x6982)  # "never"
+            raise StatusWord(0x6982)  # "never"
         if self._df.is_protected() and not allows(right, self._state):
-            raise _Sw(0x6982)
+            raise StatusWord(0x6982)
 
     def _key(self, key_id: int, key_type: int) -> fs.CardKey:
         key_file = self._df.key_file
         key = key_file.keys.get(key_id) if key_file else None
         if key is None or key.type != key_type:
-            raise _Sw(0x6A88)
+            raise StatusWord(0x6A88)
         return key
 
     def _line_key(self) -> fs.CardKey:
         key = self._df.key_file.first_of_type(fs.LINE_PROTECTION) if self._df.key_file else None
         if key is None:
-            raise _Sw(0x6A88)
+            raise StatusWord(0x6A88)
         return key
 
     # --- selection -------------------------------------------------------------------------------
 
     def _get_data(self, cmd: CommandApdu, _challenge: bytes | None) -> bytes:
         if (cmd.p1, cmd.p2) != (0x00, 0x00):
-            raise _Sw(0x6A81)
+            raise StatusWord(0x6A81)
         return self._uid
 
     def _select(self, cmd: CommandApdu, _challenge: bytes | None) -> bytes:
         if cmd.p1 == 0x04:
             return self._enter(self._find_by_name(cmd.data))
         if cmd.p1 != 0x00 or len(cmd.data) != 2:
-            raise _Sw(0x6A86)
+            raise StatusWord(0x6A86)
         fid = int.from_bytes(cmd.data, "big")
         if fid == MF_FID:
             return self._enter(self.mf)
@@ -188,13 +181,13 @@ class FmcosCard:
             return b""
         child = next((d for d in self._df.dfs if d.fid == fid), None)
         if child is None:
-            raise _Sw(0x6A82)
+            raise StatusWord(0x6A82)
         return self._enter(child)
 
     def _find_by_name(self, name: bytes) -> fs.DedicatedFile:
         found = next((d for d in self.mf.walk() if d.name and d.name == name), None)
         if found is None:
-            raise _Sw(0x6A82)
+            raise StatusWord(0x6A82)
         return found
 
     def _enter(self, target: fs.DedicatedFile) -> bytes:
@@ -222,35 +215,35 @@ class FmcosCard:
 
     def _get_challenge(self, cmd: CommandApdu, _challenge: bytes | None) -> bytes:
         if (cmd.p1, cmd.p2) != (0, 0) or cmd.data:
-            raise _Sw(0x6A86)
+            raise StatusWord(0x6A86)
         if cmd.le is None or cmd.le not in (4, 8, self._cs.block_size):
-            raise _Sw(0x6700)
+            raise StatusWord(0x6700)
         self._challenge = self._rng(cmd.le)
         return self._challenge
 
     def _external_auth(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
         if cmd.p1 != 0 or len(cmd.data) != self._cs.block_size:
-            raise _Sw(0x6700 if cmd.p1 == 0 else 0x6A86)
+            raise StatusWord(0x6700 if cmd.p1 == 0 else 0x6A86)
         key = self._key(cmd.p2, fs.EXTERNAL_AUTH)
         self._require(key.use)
         if key.attempts_left == 0:
-            raise _Sw(0x6983)
+            raise StatusWord(0x6983)
         if challenge is None:
-            raise _Sw(0x6984)
+            raise StatusWord(0x6984)
         expected = fc.auth_cryptogram(self._cs, key.value, challenge)
         if not hmac.compare_digest(expected, cmd.data):
             key.fourth = (key.fourth & 0xF0) | (key.attempts_left - 1)
             self._state = 0
-            raise _Sw(0x63C0 | key.attempts_left)
+            raise StatusWord(0x63C0 | key.attempts_left)
         key.fourth = (key.attempt_limit << 4) | key.attempt_limit
         self._state = key.third & 0x0F
         return b""
 
     def _internal_auth(self, cmd: CommandApdu, _challenge: bytes | None) -> bytes:
         if cmd.p1 != 0:
-            raise _Sw(0x6A86)
+            raise StatusWord(0x6A86)
         if not cmd.data or len(cmd.data) % self._cs.block_size or len(cmd.data) > 32:
-            raise _Sw(0x6700)
+            raise StatusWord(0x6700)
         key = self._key(cmd.p2, fs.INTERNAL_AUTH)
         self._require(key.use)
         return self._cs.encrypt(key.value, cmd.data)
@@ -259,78 +252,39 @@ class FmcosCard:
 
     def _erase_df(self, cmd: CommandApdu, _challenge: bytes | None) -> bytes:
         if (cmd.p1, cmd.p2) != (0, 0):
-            raise _Sw(0x6A86)
+            raise StatusWord(0x6A86)
         self._require(self._df.erase_right)
         self._df.key_file, self._df.efs, self._df.dfs = None, {}, []
         self._ef = None
         return b""
 
     def _create_file(self, cmd: CommandApdu, _challenge: bytes | None) -> bytes:
-        fid, data = (cmd.p1 << 8) | cmd.p2, cmd.data
-        if len(data) < 7:
-            raise _Sw(0x6700)
-        self._require(self._df.create_right)
-        if fid == MF_FID or fid in self._df.fids():
-            raise _Sw(0x6A89)
-        kind = data[0] & 0x3F
-        if kind != 0x3F and self._df.key_file is None:
-            raise _Sw(0x6985)  # the key file comes first in every DF (ASSUMPTION)
-        return self._create_handlers(kind)(fid, data)
-
-    def _create_handlers(self, kind: int) -> Callable[[int, bytes], bytes]:
-        handlers = {0x38: self._create_df, 0x3F: self._create_key_file,
-                    fs.BINARY: self._create_ef, fs.FIXED_RECORD: self._create_ef}
-        if kind not in handlers:
-            raise _Sw(0x6A80)
-        return handlers[kind]
-
-    def _claim(self, size: int) -> None:
-        if size <= 0:
-            raise _Sw(0x6A80)
-        if self._df.used() + size > self._df.size:
-            raise _Sw(0x6A84)
-
-    def _create_df(self, fid: int, data: bytes) -> bytes:
-        name = data[8:]
-        if not 5 <= len(name) <= 16:
-            raise _Sw(0x6700)
-        if any(d.name == name for d in self.mf.walk()):
-            raise _Sw(0x6A8A)
-        size = int.from_bytes(data[1:3], "big")
-        self._claim(size)
-        self._df.dfs.append(fs.DedicatedFile(fid=fid, name=name, size=size, create_right=data[3],
-                                             erase_right=data[4], app_id=data[5]))
-        return b""
-
-    def _create_key_file(self, fid: int, data: bytes) -> bytes:
-        if self._df.key_file is not None:
-            raise _Sw(0x6A89)
-        size = int.from_bytes(data[1:3], "big")
-        self._claim(size)
-        self._df.key_file = fs.KeyFile(fid=fid, size=size, sfi=data[3], add_right=data[4])
-        return b""
-
-    def _create_ef(self, fid: int, data: bytes) -> bytes:
-        kind, flags = data[0] & 0x3F, data[0] & 0xC0
-        if kind == fs.FIXED_RECORD:
-            count, record_length = data[1], data[2]
-            size = count * record_length
-        else:
-            size, record_length = int.from_bytes(data[1:3], "big"), 0
-        self._claim(size)
-        self._df.efs[fid] = fs.ElementaryFile(
-            fid=fid, type=kind, flags=flags, size=size, read_right=data[3], write_right=data[4],
-            data=bytearray(size), record_length=record_length)
+        fid, df = (cmd.p1 << 8) | cmd.p2, self._df
+        self._require(df.create_right)
+        if fid == MF_FID or fid in df.fids():
+            raise StatusWord(0x6A89)
+        created = fs.parse_create(fid, cmd.data)
+        if isinstance(created, fs.KeyFile):
+            if df.key_file is not None:
+                raise StatusWord(0x6A89)
+        elif df.key_file is None:
+            raise StatusWord(0x6985)  # the key file comes first in every DF (ASSUMPTION)
+        if isinstance(created, fs.DedicatedFile) and any(
+                d.name == created.name for d in self.mf.walk()):
+            raise StatusWord(0x6A8A)
+        if df.used() + created.size > df.size:
+            raise StatusWord(0x6A84)
+        df.add(created)
         return b""
 
     # --- keys ------------------------------------------------------------------------------------
 
     def _write_key(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
         if self._df.key_file is None:
-            raise _Sw(0x6A82)
+            raise StatusWord(0x6A82)
         body = self._key_payload(cmd, challenge)
         if len(body) != 5 + self._cs.key_size:
-            raise _Sw(0x6700)
+            raise StatusWord(0x6700)
         key = fs.CardKey(key_id=cmd.p2, type=body[0] & 0x3F, use=body[1], change=body[2],
                          third=body[3], fourth=body[4], value=bytes(body[5:]))
         if cmd.p1 == 0x01:
@@ -344,27 +298,27 @@ class FmcosCard:
             return cmd.data
         master = self._key(0x00, fs.EXTERNAL_AUTH)
         if challenge is None:
-            raise _Sw(0x6984)
+            raise StatusWord(0x6984)
         try:
             ciphertext = fc.unprotect(self._cs, master.value, cmd, challenge)
             return fc.decrypt_line(self._cs, master.value, ciphertext)
         except CardIntegrityError:
-            raise _Sw(0x6988) from None
+            raise StatusWord(0x6988) from None
 
     def _install_key(self, key: fs.CardKey) -> None:
         key_file = self._df.key_file
         assert key_file is not None  # noqa: S101 - checked by _write_key
         self._require(key_file.add_right)
         if key.key_id in key_file.keys:
-            raise _Sw(0x6A80)
+            raise StatusWord(0x6A80)
         if key_file.used() + fs.KEY_RECORD_OVERHEAD + len(key.value) > key_file.size:
-            raise _Sw(0x6A84)
+            raise StatusWord(0x6A84)
         key_file.keys[key.key_id] = key
 
     def _update_key(self, key: fs.CardKey, cmd: CommandApdu) -> None:
         current = self._key(key.key_id, cmd.p1)
         if cmd.cla != 0x84 or key.type != current.type:
-            raise _Sw(0x6982)  # updates must be line-protected (ASSUMPTION)
+            raise StatusWord(0x6982)  # updates must be line-protected (ASSUMPTION)
         self._require(current.change)
         assert self._df.key_file is not None  # noqa: S101 - _key found it
         self._df.key_file.keys[key.key_id] = key
@@ -376,17 +330,17 @@ class FmcosCard:
             sfi = cmd.p1 & 0x1F
             ef = next((e for e in self._df.efs.values() if e.fid & 0x1F == sfi), None)
             if ef is None:
-                raise _Sw(0x6A82)
+                raise StatusWord(0x6A82)
             self._ef = ef
             offset = cmd.p2
         else:
             offset = (cmd.p1 << 8) | cmd.p2
         if self._ef is None:
-            raise _Sw(0x6986)
+            raise StatusWord(0x6986)
         if self._ef.type != fs.BINARY:
-            raise _Sw(0x6981)
+            raise StatusWord(0x6981)
         if offset >= self._ef.size:
-            raise _Sw(0x6B00)
+            raise StatusWord(0x6B00)
         return self._ef, offset
 
     def _read_binary(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
@@ -394,15 +348,15 @@ class FmcosCard:
         self._require(ef.read_right)
         if cmd.cla == 0x00:
             if ef.flags == 0xC0:
-                raise _Sw(0x6982)
+                raise StatusWord(0x6982)
             return self._slice(ef, offset, cmd.le)
         key = self._line_key()
         if challenge is None:
-            raise _Sw(0x6984)
+            raise StatusWord(0x6984)
         try:
             fc.unprotect(self._cs, key.value, cmd, challenge)
         except CardIntegrityError:
-            raise _Sw(0x6988) from None
+            raise StatusWord(0x6988) from None
         data = self._slice(ef, offset, cmd.le)
         if ef.flags == 0xC0:
             data = fc.encrypt_line(self._cs, key.value, data)
@@ -414,7 +368,7 @@ class FmcosCard:
         if le is None or le == 256:
             return bytes(ef.data[offset : offset + min(available, 256)])
         if le > available:
-            raise _Sw(0x6C00 | available)
+            raise StatusWord(0x6C00 | available)
         return bytes(ef.data[offset : offset + le])
 
     def _update_binary(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
@@ -422,7 +376,7 @@ class FmcosCard:
         self._require(ef.write_right)
         payload = self._update_payload(ef, cmd, challenge)
         if offset + len(payload) > ef.size:
-            raise _Sw(0x6700)
+            raise StatusWord(0x6700)
         if self._tearing:
             payload = payload[: len(payload) // 2]  # torn: the first half reached the EEPROM
         ef.data[offset : offset + len(payload)] = payload
@@ -432,16 +386,16 @@ class FmcosCard:
                         challenge: bytes | None) -> bytes:
         if cmd.cla == 0x00:
             if ef.flags:
-                raise _Sw(0x6982)  # a protected file takes protected writes only
+                raise StatusWord(0x6982)  # a protected file takes protected writes only
             return cmd.data
         key = self._line_key()
         if challenge is None:
-            raise _Sw(0x6984)
+            raise StatusWord(0x6984)
         try:
             body = fc.unprotect(self._cs, key.value, cmd, challenge)
             return fc.decrypt_line(self._cs, key.value, body) if ef.flags == 0xC0 else body
         except CardIntegrityError:
-            raise _Sw(0x6988) from None
+            raise StatusWord(0x6988) from None
 
 
 _Handler = Callable[[FmcosCard, CommandApdu, "bytes | None"], bytes]

@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+
+class StatusWord(Exception):
+    """Raised inside the card model: answer this status word to the command."""
+
+    def __init__(self, sw: int) -> None:
+        super().__init__(f"{sw:04X}")
+        self.sw = sw
+
+
 KEY_RECORD_OVERHEAD = 6  # key id + type + four attribute bytes, before the key value
 EXTERNAL_AUTH = 0x39
 INTERNAL_AUTH = 0x34
@@ -93,11 +102,61 @@ class DedicatedFile:
         """A DF whose key file holds no external-auth key is unprotected (ASSUMPTION)."""
         return self.key_file is not None and self.key_file.first_of_type(EXTERNAL_AUTH) is not None
 
+    def add(self, created: DedicatedFile | KeyFile | ElementaryFile) -> None:
+        if isinstance(created, KeyFile):
+            self.key_file = created
+        elif isinstance(created, DedicatedFile):
+            self.dfs.append(created)
+        else:
+            self.efs[created.fid] = created
+
     def walk(self) -> list[DedicatedFile]:
         out = [self]
         for child in self.dfs:
             out += child.walk()
         return out
+
+
+# --- CREATE FILE data -----------------------------------------------------------------------------
+
+
+def parse_create(fid: int, data: bytes) -> DedicatedFile | KeyFile | ElementaryFile:
+    """The file a CREATE FILE data field describes (type byte first; ``|80``/``|C0`` flags)."""
+    if len(data) < 7:
+        raise StatusWord(0x6700)
+    kind = data[0] & 0x3F
+    if kind == 0x38:
+        return _parse_df(fid, data)
+    if kind == 0x3F:
+        size = _checked(int.from_bytes(data[1:3], "big"))
+        return KeyFile(fid=fid, size=size, sfi=data[3], add_right=data[4])
+    if kind in (BINARY, FIXED_RECORD):
+        return _parse_ef(fid, data)
+    raise StatusWord(0x6A80)
+
+
+def _checked(size: int) -> int:
+    if size == 0:
+        raise StatusWord(0x6A80)
+    return size
+
+
+def _parse_df(fid: int, data: bytes) -> DedicatedFile:
+    name = data[8:]
+    if not 5 <= len(name) <= 16:
+        raise StatusWord(0x6700)
+    size = _checked(int.from_bytes(data[1:3], "big"))
+    return DedicatedFile(fid=fid, name=name, size=size, create_right=data[3],
+                         erase_right=data[4], app_id=data[5])
+
+
+def _parse_ef(fid: int, data: bytes) -> ElementaryFile:
+    kind, flags = data[0] & 0x3F, data[0] & 0xC0
+    record_length = data[2] if kind == FIXED_RECORD else 0
+    size = data[1] * data[2] if kind == FIXED_RECORD else int.from_bytes(data[1:3], "big")
+    return ElementaryFile(fid=fid, type=kind, flags=flags, size=_checked(size),
+                          read_right=data[3], write_right=data[4], data=bytearray(size),
+                          record_length=record_length)
 
 
 # --- image ---------------------------------------------------------------------------------------
