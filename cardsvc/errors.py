@@ -277,15 +277,23 @@ class InvalidRecord(RegistryError):
 
 
 class NotFound(RegistryError):
-    """The thing asked for does not exist."""
+    """The thing asked for does not exist (``reason`` names what, e.g. ``unknown_card``)."""
 
     code = "not_found"
 
+    def __init__(self, message: str = "", *, reason: str | None = None, hint: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message, hint=hint)
+
 
 class Conflict(RegistryError):
-    """The change conflicts with existing data or state."""
+    """The change conflicts with existing data or state (``reason``, e.g. ``quota_exhausted``)."""
 
     code = "conflict"
+
+    def __init__(self, message: str = "", *, reason: str | None = None, hint: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message, hint=hint)
 
 
 class PiiIntegrityError(RegistryError):
