@@ -127,9 +127,8 @@ class FmcosDriver:
             if master is None:
                 raise KeyStoreError(f"master key role {slot.master_role!r} is missing "
                                     f"(key version {master_keys.version})")
-            out[slot.role] = slot.derive(master, uid=uid, aid=self.config.diversification_aid,
-                                         system_identifier=master_keys.system_identifier,
-                                         cipher_suite=self.config.cipher_suite)
+            out[slot.role] = self.config.card_key(slot.role, master, uid=uid,
+                                                  system_identifier=master_keys.system_identifier)
         return _CardKeys(out)
 
     # --- CardDriver ------------------------------------------------------------------------------

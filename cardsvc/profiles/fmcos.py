@@ -2,7 +2,7 @@
 
 * :class:`FmcosConfig` — cipher suite, factory key, the MF and the application DF (ADF), the
   key slots by role and the data files by role, with their access-right bytes.
-* :class:`KeySlot.derive` — the per-card key of a slot (NXP AN10922 over ``UID ‖ AID ‖ SI``),
+* :class:`KeySlot.derive` — the per-card key of a slot (NXP AN10922 over ``UID ‖ AID ‖ slot ‖ SI``),
   shared by the driver, the emulator tests and the verifier (which imports no driver).
 
 Access-right bytes follow the FMCOS convention ``XY``: allowed when ``Y <= S <= X`` for the
@@ -88,6 +88,10 @@ class KeySlot(_Frozen):
     algorithm_id: HexByte = 0x00  # internal auth
 
     @property
+    def slot_byte(self) -> int:
+        return self.key_id | (0x80 if self.df == "mf" else 0x00)
+
+    @property
     def type_byte(self) -> int:
         return int(KeyType[self.type])
 
@@ -105,13 +109,15 @@ class KeySlot(_Frozen):
                cipher_suite: str) -> bytes:
         """This slot's per-card key: AN10922 2TDEA for ``tdes``, AES-128 (ASSUMPTION) for ``sm4``.
 
-        ``M = UID ‖ AID ‖ SI`` where SI is cut to what AN10922 allows (M ≤ 15 bytes for 2TDEA,
-        ≤ 31 for AES): with a 4-byte UID the first 8 bytes of the system identifier count.
+        ``M = UID ‖ AID ‖ slot ‖ SI`` (slot = key id, | 80 in the MF, so two slots never share a
+        key even under one master key); SI is cut to what AN10922 allows (M ≤ 15 bytes for
+        2TDEA, ≤ 31 for AES): with a 4-byte UID the first 7 bytes of the system identifier count.
         """
+        head = uid + aid + bytes((self.slot_byte,))
         if cipher_suite == "tdes":
-            return diversify_2tdea(master_key, _m(uid, aid, system_identifier, _TDEA_MAX_M))
+            return diversify_2tdea(master_key, _m(head, system_identifier, _TDEA_MAX_M))
         if cipher_suite == "sm4":
-            return diversify_aes128(master_key, _m(uid, aid, system_identifier, _AES_MAX_M))
+            return diversify_aes128(master_key, _m(head, system_identifier, _AES_MAX_M))
         raise CryptoError(f"no key diversification for cipher suite {cipher_suite!r}")
 
 
@@ -119,8 +125,7 @@ _TDEA_MAX_M = 15
 _AES_MAX_M = 31
 
 
-def _m(uid: bytes, aid: bytes, system_identifier: bytes, limit: int) -> bytes:
-    head = uid + aid
+def _m(head: bytes, system_identifier: bytes, limit: int) -> bytes:
     if len(head) >= limit:
         raise CryptoError(f"UID and AID leave no room in the {limit}-byte diversification input")
     return head + system_identifier[: limit - len(head)]
@@ -213,3 +218,11 @@ class FmcosConfig(_Frozen):
 
     def keys_in(self, df: Literal["mf", "adf"]) -> list[KeySlot]:
         return [k for k in self.keys if k.df == df]
+
+    def card_key(self, role: str, master_key: bytes, *, uid: bytes,
+                 system_identifier: bytes) -> bytes:
+        """The per-card key of slot ``role`` — what a verifier needs to check a card's proof:
+        ``verify_internal_auth(suite(cfg.cipher_suite), cfg.card_key("internal_auth", …), …)``."""
+        return self.key(role).derive(master_key, uid=uid, aid=self.diversification_aid,
+                                     system_identifier=system_identifier,
+                                     cipher_suite=self.cipher_suite)

@@ -70,10 +70,20 @@ def test_diversification_input_is_cut_to_an10922_limits(cfg: FmcosConfig) -> Non
         return slot.derive(master, uid=uid, aid=cfg.diversification_aid, system_identifier=si,
                            cipher_suite=suite)
 
-    assert derive(long_si) == derive(long_si[:8])  # 4 + 3 + 8 = 15 bytes
-    assert derive(long_si) != derive(b"CN-3101X")  # the 8th byte still counts
-    assert derive(long_si, suite="sm4") != derive(long_si[:8], suite="sm4")  # AES allows 31
+    assert derive(long_si) == derive(long_si[:7])  # 4 + 3 + 1 + 7 = 15 bytes
+    assert derive(long_si) != derive(b"CN-310X")  # the 7th byte still counts
+    assert derive(long_si, suite="sm4") != derive(long_si[:7], suite="sm4")  # AES allows 31
     with pytest.raises(CryptoError):
         derive(b"x", uid=bytes(12))
     with pytest.raises(CryptoError):
         derive(b"x", suite="des")
+
+
+def test_card_key_is_the_slot_derivation_with_profile_aid_and_suite(cfg: FmcosConfig) -> None:
+    master, uid, si = bytes(range(16)), bytes.fromhex("A1B2C3D4"), b"CN-310101-FTU"
+    expected = cfg.key("internal_auth").derive(master, uid=uid, aid=cfg.diversification_aid,
+                                               system_identifier=si, cipher_suite="tdes")
+    assert cfg.card_key("internal_auth", master, uid=uid, system_identifier=si) == expected
+    # the slot byte in M keeps two slots apart even under one master key
+    assert cfg.card_key("line_protection", master, uid=uid, system_identifier=si) != expected
+    assert cfg.card_key("internal_auth", master, uid=uid[::-1], system_identifier=si) != expected
