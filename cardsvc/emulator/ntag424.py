@@ -30,7 +30,7 @@ from cardsvc.cardcrypto.ev2 import (
 )
 from cardsvc.emulator.base import JsonImage
 from cardsvc.errors import CardIntegrityError, MalformedApdu
-from cardsvc.profiles.ntag424 import FREE, AccessRights, FileSettings
+from cardsvc.profiles.ntag424 import FREE, SDM_CTR_MIRROR, SDM_UID_MIRROR, AccessRights, FileSettings
 
 Rng = Callable[[int], bytes]
 
@@ -260,6 +260,11 @@ class Ntag424Card:
         if sdm.meta_read <= 4:
             picc = sun.encrypt_picc_data(self._nvm.keys[sdm.meta_read], uid, ctr, self._rng(5))
             view[sdm.picc_offset : sdm.picc_offset + 32] = picc.hex().upper().encode()
+        elif sdm.meta_read == FREE:  # plain mirrors; the counter in ASCII is MSB first
+            if sdm.options & SDM_UID_MIRROR:
+                view[sdm.uid_offset : sdm.uid_offset + 14] = uid.hex().upper().encode()
+            if sdm.options & SDM_CTR_MIRROR:
+                view[sdm.ctr_offset : sdm.ctr_offset + 6] = b"%06X" % ctr
         if sdm.file_read <= 4:
             mac_input = bytes(view[sdm.mac_input_offset : sdm.mac_offset])
             mac = sun.sdm_mac(self._nvm.keys[sdm.file_read], uid, ctr, mac_input)

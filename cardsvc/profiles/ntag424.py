@@ -330,5 +330,7 @@ def _check_mirrors(sdm: SdmSettings, size: int) -> None:
     """The mirrors a card would write must lie inside the file (the chip answers PARAMETER_ERROR)."""
     if sdm.meta_read <= 4 and sdm.picc_offset + PICC_HEX_LEN > size:
         raise ValueError("PICCData mirror outside the file")
+    if sdm.meta_read == FREE and max(sdm.uid_offset + 14, sdm.ctr_offset + 6) > size:
+        raise ValueError("UID or counter mirror outside the file")
     if sdm.file_read <= 4 and not sdm.mac_input_offset <= sdm.mac_offset <= size - MAC_HEX_LEN:
         raise ValueError("SDMMAC mirror outside the file")

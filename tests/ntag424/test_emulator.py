@@ -276,3 +276,24 @@ def test_mac_mode_file(fresh: Ntag424Card) -> None:
     tampered[8] ^= 1
     assert native(fresh, 0x8D, bytes(tampered))[1] == 0x911E
     assert fresh.to_image()["files"]["3"]["data"][:8] == b"abcd".hex().upper()
+
+
+def test_plain_uid_and_counter_mirror_matches_sdm_backend_vector() -> None:
+    # nfc-developer/sdm-backend : tests/test_libsdm.py test_plain_sdm: UID 041E3C8A2D6B80, counter
+    # 000006 (ASCII, MSB first), zero K_SDMFileRead -> SDMMAC 4B00064004B0B3D3
+    card = Ntag424Card.blank(uid=H("041E3C8A2D6B80"), rng=counting_rng())
+    tx(card, SELECT_APP)
+    tx(card, "00A4000C02E104")
+    body = b"u=" + b"0" * 14 + b"&c=" + b"0" * 6 + b"&m=" + b"0" * 16
+    assert tx(card, CommandApdu(0x00, 0xD6, 0, 0, data=body).to_bytes())[1] == 0x9000
+    sm = auth(card, 0)
+    uid_at, ctr_at, mac_at = 2, 19, 28  # file offsets of the three values
+    settings = H("40E0EE") + bytes((0xC1, 0xFE, 0xE2)) + b"".join(
+        n.to_bytes(3, "little") for n in (uid_at, ctr_at, mac_at, mac_at))
+    secure(card, sm, 0x5F, b"\x02", settings, CommMode.full)
+    tx(card, SELECT_APP)
+    for _ in range(5):
+        native(card, 0xAD, H("02000000000000"))
+    data, sw = native(card, 0xAD, H("02000000000000"))
+    assert sw == 0x9100
+    assert data[: len(body)] == b"u=041E3C8A2D6B80&c=000006&m=4B00064004B0B3D3"
