@@ -1,0 +1,56 @@
+"""FMCOS through the real stack: pyscard -> private pcscd -> vpcd -> emulated FM1208 card."""
+
+from __future__ import annotations
+
+import pytest
+
+from cardsvc.cardcrypto.fmcos import TDES, verify_internal_auth
+from cardsvc.drivers.base import CardState
+from cardsvc.drivers.fmcos import FmcosDriver
+from cardsvc.emulator.fmcos import FmcosCard
+from cardsvc.emulator.runtime import Faults
+from cardsvc.errors import CardRemoved
+from cardsvc.profiles import Profile
+from cardsvc.profiles.fmcos import FmcosConfig
+from cardsvc.transport import pcsc
+from tests.fmcos.conftest import UID, counting_rng, make_plan
+
+pytestmark = pytest.mark.pcsc
+
+
+def test_personalise_and_prove_through_pcscd(pcsc_stack, profile: Profile,
+                                             cfg: FmcosConfig) -> None:
+    stack = pcsc_stack(1)
+    stack.emulate([[FmcosCard.blank(uid=UID, rng=counting_rng())]])
+    driver, plan = FmcosDriver(profile), make_plan(profile)
+    with pcsc.connect(stack.reader_names[0]) as conn:
+        assert profile.matches_atr(conn.atr)
+        assert driver.read_uid(conn) == UID
+        assert driver.status(conn).state is CardState.factory
+        readout = driver.personalise(conn, plan)
+        assert (readout.uid, readout.credential) == (UID, plan.credential)
+        proof = driver.prove(conn, bytes(range(8)))
+    master = plan.master_keys.keys["fmcos_internal_auth"]
+    key = cfg.card_key("internal_auth", master, uid=UID,
+                       system_identifier=plan.master_keys.system_identifier)
+    verify_internal_auth(TDES, key, proof.challenge, proof.payload)
+
+
+def test_card_pulled_during_personalisation_then_completed(pcsc_stack, profile: Profile) -> None:
+    stack = pcsc_stack(1)
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    stack.emulate([[card]], faults=Faults(tear_after=40))
+    driver, plan = FmcosDriver(profile), make_plan(profile)
+    conn = pcsc.connect(stack.reader_names[0])
+    with pytest.raises(CardRemoved):
+        driver.personalise(conn, plan)
+    conn.close()
+    pcsc.wait_for_removal(stack.reader_names[0], 2.0)
+    slot = stack.slot(0)
+    slot.faults = Faults()
+    slot.insert(card)
+    pcsc.wait_for_card(stack.reader_names[0], 3.0)
+    with pcsc.connect(stack.reader_names[0]) as again:
+        assert driver.status(again, plan.master_keys).state is CardState.partial
+        assert driver.personalise(again, plan).card_number == plan.card_number
+        assert driver.status(again, plan.master_keys).state is CardState.personalised
