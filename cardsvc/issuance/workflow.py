@@ -1,0 +1,254 @@
+"""One card through the journal: refuse, recognise, bind, personalise, verify, issue.
+
+The order is fixed by the journal: a card is only touched for writing after its reservation and
+chip binding committed; each later arrow commits before the next card step. A card whose chip is
+already bound (torn, interrupted, presented twice) resumes from its recorded state. A card that is
+not blank and not ours is refused and never written.
+
+Fault points (``hook(point, card_number)``) run after each step; tests raise from them to simulate
+the station dying between steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from cardsvc.credential.claims import CredentialClaims
+from cardsvc.credential.keys import IssuerKey, Signer
+from cardsvc.credential.token import issue_credential
+from cardsvc.drivers.base import CardDriver, CardState, MasterKeys, PersonalisationPlan
+from cardsvc.errors import (
+    AuthenticationDelay,
+    CardError,
+    CardIntegrityError,
+    CardSpoiled,
+    CardsvcError,
+    CredentialError,
+    IssuanceError,
+    TransportError,
+    WrongKey,
+)
+from cardsvc.issuance.journal import Clock, Journal
+from cardsvc.issuance.keys import UidHasher
+from cardsvc.issuance.proofs import check_card_proof, check_credential, check_readout
+from cardsvc.logging import get_logger
+from cardsvc.registry.cards import Batch, Card, JournalState
+from cardsvc.transport.base import CardConnection
+
+log = get_logger(__name__)
+TAP_PATH = "/t"
+# The credential's profile claim must be short (128 bytes in all): a code per shipped profile.
+CREDENTIAL_PROFILE_CODES = {"ntag424-dna": "n424", "fmcos-cpu": "fm12"}
+
+
+def credential_profile_code(profile_name: str) -> str:
+    return CREDENTIAL_PROFILE_CODES.get(profile_name, profile_name)
+
+
+class FaultPoint(StrEnum):
+    reserved = "reserved"
+    bound = "bound"
+    personalised = "personalised"
+    written = "written"
+    verified = "verified"
+    issued = "issued"
+
+
+class OutcomeKind(StrEnum):
+    issued = "issued"
+    already_issued = "already_issued"
+    refused = "refused"
+    failed = "failed"
+    spoiled = "spoiled"
+
+
+@dataclass(frozen=True, slots=True)
+class CardOutcome:
+    kind: OutcomeKind
+    card_number: str | None
+    reason: str = ""
+    used_reservation: bool = False
+
+
+Hook = Callable[[FaultPoint, str], None]
+
+
+def _no_hook(point: FaultPoint, card_number: str) -> None:
+    del point, card_number
+
+
+@dataclass
+class BatchContext:
+    """Everything a station needs for one batch; shared by its workers (the signer is locked)."""
+
+    batch: Batch
+    driver: CardDriver
+    master_keys: MasterKeys
+    signer: Signer
+    issuer_keys: Sequence[IssuerKey]
+    uid_hash: UidHasher
+    issuer: str
+    sun_base_url: str | None
+    _sign_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def sign(self, claims: CredentialClaims) -> bytes:
+        with self._sign_lock:
+            return issue_credential(self.signer, claims)
+
+
+def sun_url(public_base_url: str) -> str:
+    """The phone-tap page a card's SUN URL points at."""
+    return public_base_url.rstrip("/") + TAP_PATH
+
+
+class CardWorkflow:
+    """Process cards of one batch for one station."""
+
+    def __init__(self, ctx: BatchContext, journal: Journal, *, clock: Clock, hook: Hook = _no_hook) -> None:
+        self.ctx = ctx
+        self.journal = journal
+        self._clock = clock
+        self.hook = hook
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def process(self, conn: CardConnection, reservation: Card) -> CardOutcome:
+        """A presented card: resume it if its chip is known, else personalise it for ``reservation``."""
+        try:
+            uid = self._identify(conn)
+        except CardError as exc:
+            return CardOutcome(OutcomeKind.refused if not isinstance(exc, TransportError)
+                               else OutcomeKind.failed, None, exc.message)
+        known = self.journal.find_by_uid_hash(self.ctx.uid_hash(uid))
+        if known is not None:
+            return self._recognised(conn, known, uid)
+        refusal = self._refusal(conn)
+        if refusal:
+            return CardOutcome(OutcomeKind.refused, None, refusal)
+        card = self._bind(reservation, uid)
+        outcome = self.complete(conn, card, uid)
+        return CardOutcome(outcome.kind, outcome.card_number, outcome.reason, used_reservation=True)
+
+    def resume(self, conn: CardConnection) -> CardOutcome:
+        """Recovery: a presented card is only ever resumed, never bound to a new reservation."""
+        try:
+            uid = self._identify(conn)
+        except CardError as exc:
+            return CardOutcome(OutcomeKind.failed, None, exc.message)
+        known = self.journal.find_by_uid_hash(self.ctx.uid_hash(uid))
+        if known is None:
+            return CardOutcome(OutcomeKind.refused, None, "this chip is not in the journal")
+        return self._recognised(conn, known, uid)
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _identify(self, conn: CardConnection) -> bytes:
+        profile = self.ctx.driver.profile
+        if not profile.matches_atr(conn.atr):
+            raise _Refused(f"card of an unexpected profile (ATR {conn.atr.hex().upper()}); "
+                           f"batch {self.ctx.batch.label} issues {profile.name}")
+        return self.ctx.driver.read_uid(conn)
+
+    def _refusal(self, conn: CardConnection) -> str:
+        report = self.ctx.driver.status(conn)
+        if report.state is CardState.factory:
+            return ""
+        return (f"card is not blank ({report.state.value}: {report.detail}) and not in the journal: "
+                "personalised elsewhere; it was not touched")
+
+    def _recognised(self, conn: CardConnection, card: Card, uid: bytes) -> CardOutcome:
+        state = JournalState(card.state)
+        if state is JournalState.issued:
+            return CardOutcome(OutcomeKind.already_issued, card.card_number,
+                               f"card {card.card_number} is already issued (status {card.status})")
+        if state in (JournalState.spoiled, JournalState.voided):
+            return CardOutcome(OutcomeKind.refused, card.card_number,
+                               f"this chip is recorded as {state.value} (card {card.card_number}); "
+                               "set it aside")
+        if card.batch_id != self.ctx.batch.id:
+            return CardOutcome(OutcomeKind.refused, card.card_number,
+                               f"card {card.card_number} belongs to another batch; recover that batch")
+        log.info("card %s presented again in state %s: resuming", card.card_number, state.value)
+        return self.complete(conn, card, uid)
+
+    def _bind(self, reservation: Card, uid: bytes) -> Card:
+        now = self._clock().replace(microsecond=0)
+        expires = now + dt.timedelta(days=self.ctx.batch.valid_days)
+        claims = CredentialClaims(
+            issuer=self.ctx.issuer, card_number=reservation.card_number, issued_at=now, expires_at=expires,
+            profile=credential_profile_code(self.ctx.batch.profile), key_version=self.ctx.batch.key_version,
+            categories=self.journal.member_categories(reservation.member_id))
+        card = self.journal.bind(reservation, uid_hash=self.ctx.uid_hash(uid),
+                                 credential=self.ctx.sign(claims), issued_at=now, expires_at=expires)
+        self.hook(FaultPoint.bound, card.card_number)
+        return card
+
+    def complete(self, conn: CardConnection, card: Card, uid: bytes) -> CardOutcome:
+        """Walk a bound card from its recorded state to ``issued``; errors decide failed/spoiled."""
+        try:
+            card = self._walk(conn, card, uid)
+        except (CardSpoiled, WrongKey, AuthenticationDelay, CredentialError) as exc:
+            return self._spoil(card, exc)
+        except CardIntegrityError as exc:
+            if JournalState(card.state) is JournalState.writing:
+                return CardOutcome(OutcomeKind.failed, card.card_number, exc.message)
+            return self._spoil(card, exc)
+        except (CardError, IssuanceError) as exc:
+            return CardOutcome(OutcomeKind.failed, card.card_number, exc.message)
+        return CardOutcome(OutcomeKind.issued, card.card_number)
+
+    def _walk(self, conn: CardConnection, card: Card, uid: bytes) -> Card:
+        if card.state == JournalState.writing:
+            card = self._write(conn, card, uid)
+        if card.state == JournalState.written:
+            card = self._verify(conn, card, uid)
+        if card.state == JournalState.verified:
+            card = self.journal.issued(card)
+            self.hook(FaultPoint.issued, card.card_number)
+        return card
+
+    def _plan(self, card: Card) -> PersonalisationPlan:
+        return PersonalisationPlan(card_number=card.card_number, credential=_credential(card),
+                                   master_keys=self.ctx.master_keys, sun_base_url=self.ctx.sun_base_url)
+
+    def _write(self, conn: CardConnection, card: Card, uid: bytes) -> Card:
+        readout = self.ctx.driver.personalise(conn, self._plan(card))
+        self.hook(FaultPoint.personalised, card.card_number)
+        check_readout(readout, card_number=card.card_number, credential=_credential(card),
+                      key_version=card.key_version, uid=uid)
+        card = self.journal.written(card)
+        self.hook(FaultPoint.written, card.card_number)
+        return card
+
+    def _verify(self, conn: CardConnection, card: Card, uid: bytes) -> Card:
+        readout = self.ctx.driver.read_back(conn, self.ctx.master_keys)
+        check_readout(readout, card_number=card.card_number, credential=_credential(card),
+                      key_version=card.key_version, uid=uid)
+        check_credential(readout.credential, self.ctx.issuer_keys, card_number=card.card_number,
+                         profile=credential_profile_code(card.profile), key_version=card.key_version)
+        check_card_proof(self.ctx.driver, conn, self.ctx.master_keys, uid)
+        card = self.journal.verified(card)
+        self.hook(FaultPoint.verified, card.card_number)
+        return card
+
+    def _spoil(self, card: Card, exc: CardsvcError) -> CardOutcome:
+        reason = f"{exc.code}: {exc.message}"
+        self.journal.spoil(card, reason)
+        log.warning("card %s spoiled: %s", card.card_number, reason)
+        return CardOutcome(OutcomeKind.spoiled, card.card_number, reason)
+
+
+class _Refused(CardError):
+    """The presented card is not one this batch may write."""
+
+    code = "refused"
+
+
+def _credential(card: Card) -> bytes:
+    if card.credential is None:
+        raise IssuanceError(f"card {card.card_number} has no credential recorded")
+    return card.credential
