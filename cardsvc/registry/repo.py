@@ -11,8 +11,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    LargeBinary,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from cardsvc.errors import NotFound
@@ -131,7 +143,7 @@ def members_by_index_bulk(session: Session, *, indexes: Sequence[bytes]) -> dict
     conn = session.connection()
     cols = (MEMBER.c.id, MEMBER.c.public_id, MEMBER.c.org_id, MEMBER.c.name, MEMBER.c.phone_index,
             MEMBER.c.joined_on, MEMBER.c.id_index)
-    found = conn.execute(sa_select(*cols).where(MEMBER.c.id_index.in_(indexes))).all()
+    found = conn.execute(sa_select(*cols).where(_one_of(session, MEMBER.c.id_index, indexes))).all()
     links = _categories_of(session, member_ids=[row.id for row in found])
     return {row.id_index: ExistingMember(row.id, row.public_id, row.org_id, row.name, row.phone_index,
                                          row.joined_on, frozenset(links.get(row.id, ())))
@@ -142,19 +154,54 @@ def _categories_of(session: Session, *, member_ids: Sequence[int]) -> dict[int, 
     out: dict[int, list[int]] = {}
     if not member_ids:
         return out
-    query = sa_select(LINK.c.member_id, LINK.c.category_id).where(LINK.c.member_id.in_(member_ids))
+    query = sa_select(LINK.c.member_id, LINK.c.category_id).where(
+        _one_of(session, LINK.c.member_id, member_ids))
     for member_id, category_id in session.connection().execute(query):
         out.setdefault(member_id, []).append(category_id)
     return out
 
 
 def insert_members_bulk(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Insert member rows (Core dicts); returns public_id → id."""
+    """Insert member rows (Core dicts); returns public_id → id. PostgreSQL: ids from the sequence + COPY."""
     if not rows:
         return {}
-    statement = insert(MEMBER).returning(MEMBER.c.id, MEMBER.c.public_id, sort_by_parameter_order=True)
-    result = session.connection().execute(statement, list(rows))
-    return {public_id: member_id for member_id, public_id in result}
+    if not _is_postgres(session):
+        statement = insert(MEMBER).returning(MEMBER.c.id, MEMBER.c.public_id, sort_by_parameter_order=True)
+        result = session.connection().execute(statement, list(rows))
+        return {public_id: member_id for member_id, public_id in result}
+    ids = session.connection().execute(
+        text("SELECT nextval(pg_get_serial_sequence('member', 'id')) FROM generate_series(1, :n)"),
+        {"n": len(rows)}).scalars().all()
+    with_ids = [{**row, "id": member_id} for row, member_id in zip(rows, ids, strict=True)]
+    copy_rows(session, table=MEMBER, rows=with_ids)
+    return {row["public_id"]: row["id"] for row in with_ids}
+
+
+def copy_rows(session: Session, *, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk insert: ``COPY … FROM STDIN`` on PostgreSQL, an executemany INSERT elsewhere."""
+    if not rows:
+        return
+    if not _is_postgres(session):
+        session.connection().execute(insert(table), list(rows))
+        return
+    columns = list(rows[0])
+    raw: Any = session.connection().connection.driver_connection  # psycopg.Connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.connection().dialect.name == "postgresql"
+
+
+def _one_of(session: Session, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (…)``; on PostgreSQL ``= ANY(array)`` (one parameter instead of thousands)."""
+    if not _is_postgres(session):
+        return column.in_(values)
+    element_type = LargeBinary() if isinstance(values[0], bytes) else Integer()
+    return column == any_(bindparam("values", list(values), type_=ARRAY(element_type)))
 
 
 _UPDATABLE = ("name", "id_sealed", "phone_sealed", "phone_index", "joined_on", "key_version", "updated_at")
@@ -174,14 +221,12 @@ def replace_categories_bulk(session: Session, *, links: Mapping[int, frozenset[i
                             replace: bool) -> None:
     conn = session.connection()
     if replace and links:
-        conn.execute(delete(LINK).where(LINK.c.member_id.in_(list(links))))
+        conn.execute(delete(LINK).where(_one_of(session, LINK.c.member_id, list(links))))
     rows = [{"member_id": m, "category_id": c} for m, cats in links.items() for c in sorted(cats)]
-    if rows:
-        conn.execute(insert(LINK), rows)
+    copy_rows(session, table=LINK, rows=rows)
 
 
 def add_events_bulk(session: Session, *, member_ids: Iterable[int], action: str, detail: str,
                     at: dt.datetime) -> None:
     rows = [{"member_id": m, "action": action, "detail": detail, "at": at} for m in member_ids]
-    if rows:
-        session.connection().execute(insert(EVENT), rows)
+    copy_rows(session, table=EVENT, rows=rows)

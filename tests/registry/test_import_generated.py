@@ -24,11 +24,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def big_list(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], Path]:
-    rows = list(generate(20_000, orgs=ORG_VALUES, empty_every=4000))
+def big_rows() -> list[Row]:
+    return list(generate(20_000, orgs=ORG_VALUES, empty_every=4000))
+
+
+@pytest.fixture(scope="module")
+def big_list(big_rows: list[Row], tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], Path]:
     path = tmp_path_factory.mktemp("lists") / "members.xlsx"
-    write_xlsx(path, rows)
-    return rows, path
+    write_xlsx(path, big_rows)
+    return big_rows, path
+
+
+@pytest.fixture(scope="module")
+def big_csv(big_rows: list[Row], tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], Path]:
+    path = tmp_path_factory.mktemp("lists") / "members.csv"
+    write_csv(path, big_rows, encoding="gb18030")
+    return big_rows, path
 
 
 def expected(rows: list[Row], fmt: str) -> list[tuple[int, str, str]]:
@@ -135,8 +146,8 @@ def test_federation_and_unknown_org_rows_are_rejected(service: RegistryService, 
 
 @pytest.mark.slow
 def test_kill_during_import_then_rerun(service: RegistryService, engine: Engine, cipher: PiiCipher,
-                                       db_url: str, big_list) -> None:
-    rows, path = big_list
+                                       db_url: str, big_csv) -> None:
+    rows, path = big_csv
     seen = 0
     with subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "tests.registry.kill_worker", db_url, str(path)],
@@ -152,5 +163,5 @@ def test_kill_during_import_then_rerun(service: RegistryService, engine: Engine,
     assert code == -signal.SIGKILL and seen >= 8000, "killed mid-import"
     assert members_in_db(engine) == 0  # one transaction: nothing half-imported
     report = service.import_members(path)
-    assert problems(report) == expected(rows, "xlsx")
+    assert problems(report) == expected(rows, "csv")
     assert stored_indexes(engine) == expected_indexes(rows, cipher)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import random
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,7 @@ def _with_birth(value: str, birth: str) -> str:
 _ID_DEFECTS = {
     "check_digit": _bad_check,
     "bad_date": lambda _r, v: _with_birth(v, "19990230"),
-    "future_birth": lambda _r, v: _with_birth(v, f"{TODAY.year + 1}0101"),
+    "future_birth": lambda _r, v: _with_birth(v, f"{max(TODAY, dt.date.today()).year + 1}0101"),
     "as_number": lambda _r, v: float(v[:17] + "0"),
     "scientific": lambda _r, v: f"{int(v[:17]) / 1e16:.5f}E+17",
     "short_id": lambda _r, v: v[:15],
@@ -180,6 +181,18 @@ def write_xlsx(path: Path, rows: Sequence[Row] | Iterator[Row]) -> None:
         last = row.number
         sheet.append(list(row.cells))
     book.save(path)
+    _add_dimension(path, f"A1:{chr(64 + len(HEADER))}{last}")
+
+
+def _add_dimension(path: Path, ref: str) -> None:
+    """Excel writes ``<dimension>`` at the top of each sheet; openpyxl's write-only mode does not."""
+    with zipfile.ZipFile(path) as source:
+        parts = {info.filename: source.read(info) for info in source.infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    parts[sheet] = parts[sheet].replace(b"</sheetPr>", f'</sheetPr><dimension ref="{ref}"/>'.encode(), 1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
 
 
 def write_csv(path: Path, rows: Sequence[Row] | Iterator[Row], *, encoding: str = "utf-8-sig") -> None:
