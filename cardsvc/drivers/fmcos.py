@@ -52,6 +52,7 @@ from cardsvc.drivers.fmcos_session import (
 from cardsvc.errors import (
     CardIntegrityError,
     CardSpoiled,
+    CardStatusError,
     CryptoError,
     FileNotFound,
     IssuanceError,
@@ -140,7 +141,11 @@ class FmcosDriver:
         """Classify the card with free commands only (no authentication, no counter spent)."""
         session = FmcosSession(conn, self.cs)
         uid = session.uid()
-        session.select_fid(self.config.mf.fid, "MF")
+        try:
+            session.select_fid(self.config.mf.fid, "MF")
+        except CardStatusError as exc:
+            return StatusReport(CardState.unknown, uid, f"no FMCOS MF: {exc.message}",
+                                _slots("unknown", "unknown"))
         if not self._select_application(session):
             return StatusReport(CardState.factory, uid, "no cardsvc application: factory card "
                                 "(or erased before the application existed)",

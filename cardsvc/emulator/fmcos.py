@@ -33,7 +33,7 @@ from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.emulator import fmcos_fs as fs
 from cardsvc.emulator.base import JsonImage
 from cardsvc.emulator.fmcos_fs import StatusWord
-from cardsvc.errors import CardIntegrityError, CryptoError, MalformedApdu
+from cardsvc.errors import CardIntegrityError, CardsvcError, CryptoError, MalformedApdu
 from cardsvc.profiles.fmcos import allows
 
 Rng = Callable[[int], bytes]
@@ -124,6 +124,8 @@ class FmcosCard:
             return b"\x67\x00"
         except StatusWord as answer:
             return answer.sw.to_bytes(2, "big")
+        except CardsvcError:
+            return b"\x6f\x00"  # what a chip answers for an internal error; never an exception
         return data + b"\x90\x00"
 
     # --- dispatch --------------------------------------------------------------------------------

@@ -273,3 +273,11 @@ def test_external_auth_cryptogram_matches_cardcrypto(card: FmcosCard) -> None:
     # the emulator checks E(K, challenge) with the same primitive the driver uses
     command = CommandApdu(0x00, 0x82, 0x00, 0x00, auth_cryptogram(TDES, FACTORY_KEY, challenge))
     assert session.run(command, "EXTERNAL AUTHENTICATE") == b""
+
+
+def test_status_of_a_card_without_an_fmcos_mf_is_unknown(driver: FmcosDriver) -> None:
+    conn = ScriptedConnection([(H("FFCA000000"), UID + H("9000")),
+                               (H("00A40000023F00"), H("6D00"))])
+    report = driver.status(conn)
+    assert report.state is CardState.unknown and "no FMCOS MF" in report.detail
+    conn.assert_done()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto import des
@@ -359,3 +361,28 @@ def test_torn_failed_auth_still_counts(card: FmcosCard) -> None:
 )
 def test_malformed_and_unknown_commands(card: FmcosCard, apdu: str, status: int) -> None:
     assert sw(card, apdu) == status
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(apdus=st.lists(
+    st.tuples(st.sampled_from([0x00, 0x04, 0x80, 0x84, 0xFF, 0x12]),
+              st.sampled_from([0xA4, 0x84, 0x82, 0x88, 0x0E, 0xE0, 0xD4, 0xB0, 0xD6, 0xCA, 0x00]),
+              st.integers(0, 255), st.integers(0, 255), st.binary(max_size=40))
+    .map(lambda t: bytes(t[:4]) + t[4]), min_size=1, max_size=8))
+def test_process_never_raises_and_always_answers_a_status_word(apdus: list[bytes]) -> None:
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    fresh_mf(card)
+    assert sw(card, "80E0000707E80200F0F1FFFF") == 0x9000  # a 512-byte encrypted file
+    for apdu in apdus:
+        out = card.process(apdu)
+        assert len(out) >= 2
+    json.dumps(card.to_image())  # the image stays serialisable whatever was sent
+
+
+def test_oversized_encrypted_read_is_an_internal_error_not_an_exception(card: FmcosCard) -> None:
+    fresh_mf(card)
+    assert sw(card, "80E0000707E80200F0F1FFFF") == 0x9000
+    assert sw(card, "00A40000020007") == 0x9000
+    challenge, _ = send(card, "0084000004")
+    read = protect(TDES, LINE_KEY, CommandApdu(0x00, 0xB0, 0, 0, le=256), challenge)
+    assert sw(card, read) == 0x6F00
