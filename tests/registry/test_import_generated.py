@@ -149,7 +149,7 @@ def test_kill_during_import_then_rerun(service: RegistryService, engine: Engine,
                                        db_url: str, big_csv) -> None:
     rows, path = big_csv
     seen = 0
-    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    with subprocess.Popen(
         [sys.executable, "-m", "tests.registry.kill_worker", db_url, str(path)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     ) as worker:
