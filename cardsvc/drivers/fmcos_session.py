@@ -26,6 +26,7 @@ from cardsvc.transport.base import CardConnection
 log = get_logger(__name__)
 
 _PROTECTION_FLAGS = {"none": 0x00, "mac": 0x80, "mac_enc": 0xC0}
+_PROTECTED_KEY = 0xC0  # key type flag: updates of this key must be ciphertext + MAC
 
 
 def raise_for_sw(sw: int, what: str, fid: str = "") -> None:
@@ -58,8 +59,8 @@ class KeyRecord:
     def for_slot(cls, slot: KeySlot, value: bytes, key_version: int) -> KeyRecord:
         return cls(slot.type_byte, slot.key_id, slot.attributes(key_version), value)
 
-    def body(self) -> bytes:
-        return bytes((self.type,)) + self.attributes + self.value
+    def body(self, flags: int = 0x00) -> bytes:
+        return bytes((self.type | flags,)) + self.attributes + self.value
 
     def __repr__(self) -> str:  # never show key material
         return f"KeyRecord(type={self.type:02X}, key_id={self.key_id})"
@@ -148,13 +149,15 @@ class FmcosSession:
                  f"{fid:04X}")
 
     def install_key(self, record: KeyRecord, what: str) -> None:
-        self.run(CommandApdu(0x80, 0xD4, 0x01, record.key_id, record.body()), f"WRITE KEY {what}")
+        """Plain WRITE KEY install; the C0 type flag makes later updates line-protected only."""
+        self.run(CommandApdu(0x80, 0xD4, 0x01, record.key_id, record.body(_PROTECTED_KEY)),
+                 f"WRITE KEY {what}")
 
     def write_key_protected(self, master: bytes, record: KeyRecord, what: str, *,
                             update: bool) -> None:
         """WRITE KEY with CLA 84: ciphertext + MAC under the DF master key (external-auth key 00)."""
         p1 = record.type if update else 0x01
-        body = bytes((record.type | 0xC0,)) + record.body()[1:]
+        body = record.body(_PROTECTED_KEY)
         plain = CommandApdu(0x80, 0xD4, p1, record.key_id, fc.encrypt_line(self.cs, master, body))
         challenge = self.challenge(4)
         self.run(fc.protect(self.cs, master, plain, challenge), f"WRITE KEY {what}")

@@ -13,8 +13,9 @@ confirmed from a primary source are ASSUMPTIONS (docs/cards-fmcos.md lists them)
 - S is kept when a child DF of the current DF is selected and reset to 0 otherwise;
 - a DF whose key file holds no external-auth key is unprotected (every right but "never" holds);
 - the key file must be created first in a DF before any other file;
-- a key update (P1 = key type) must be line-protected: ciphertext + MAC under the DF's
-  external-auth key 00 ("master key"); a MAC failure answers 6988 and counts no attempt;
+- a key installed with the 80/C0 flag in its type byte is "protected": its updates (P1 = key
+  type) must be line-protected — ciphertext + MAC under the DF's external-auth key 00 ("master
+  key"); other keys also take plain updates; a MAC failure answers 6988 and counts no attempt;
 - a challenge is valid for the next command only.
 
 Tearing (:meth:`FmcosCard.tear`): ERASE DF, CREATE FILE and WRITE KEY are atomic and modelled as
@@ -282,17 +283,19 @@ class FmcosCard:
     # --- keys ------------------------------------------------------------------------------------
 
     def _write_key(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
-        if self._df.key_file is None:
+        key_file = self._df.key_file
+        if key_file is None:
             raise StatusWord(0x6A82)
         body = self._key_payload(cmd, challenge)
         if len(body) != 5 + self._cs.key_size:
             raise StatusWord(0x6700)
         key = fs.CardKey(key_id=cmd.p2, type=body[0] & 0x3F, use=body[1], change=body[2],
-                         third=body[3], fourth=body[4], value=bytes(body[5:]))
+                         third=body[3], fourth=body[4], value=bytes(body[5:]),
+                         protected=bool(body[0] & 0x80))
         if cmd.p1 == 0x01:
-            self._install_key(key)
+            self._install_key(key_file, key)
         else:
-            self._update_key(key, cmd)
+            self._update_key(key_file, key, cmd)
         return b""
 
     def _key_payload(self, cmd: CommandApdu, challenge: bytes | None) -> bytes:
@@ -307,9 +310,7 @@ class FmcosCard:
         except CardIntegrityError:
             raise StatusWord(0x6988) from None
 
-    def _install_key(self, key: fs.CardKey) -> None:
-        key_file = self._df.key_file
-        assert key_file is not None  # noqa: S101 - checked by _write_key
+    def _install_key(self, key_file: fs.KeyFile, key: fs.CardKey) -> None:
         self._require(key_file.add_right)
         if key.key_id in key_file.keys:
             raise StatusWord(0x6A80)
@@ -317,13 +318,12 @@ class FmcosCard:
             raise StatusWord(0x6A84)
         key_file.keys[key.key_id] = key
 
-    def _update_key(self, key: fs.CardKey, cmd: CommandApdu) -> None:
+    def _update_key(self, key_file: fs.KeyFile, key: fs.CardKey, cmd: CommandApdu) -> None:
         current = self._key(key.key_id, cmd.p1)
-        if cmd.cla != 0x84 or key.type != current.type:
-            raise StatusWord(0x6982)  # updates must be line-protected (ASSUMPTION)
+        if key.type != current.type or (current.protected and cmd.cla != 0x84):
+            raise StatusWord(0x6982)  # a protected key takes line-protected updates only
         self._require(current.change)
-        assert self._df.key_file is not None  # noqa: S101 - _key found it
-        self._df.key_file.keys[key.key_id] = key
+        key_file.keys[key.key_id] = key
 
     # --- binary files ----------------------------------------------------------------------------
 

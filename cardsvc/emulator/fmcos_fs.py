@@ -31,7 +31,8 @@ class CardKey:
     """One key record: type, use/change rights, two type-specific bytes, and the key value.
 
     ``third``/``fourth``: follow-up state and error counter (39), key version and algorithm id (34),
-    FF and error counter (36). Error counters are ``limit ‖ remaining`` nibbles.
+    FF and error counter (36). Error counters are ``limit ‖ remaining`` nibbles. ``protected``:
+    installed with the 80/C0 type flag, so updates must be line-protected (ASSUMPTION).
     """
 
     key_id: int
@@ -41,6 +42,7 @@ class CardKey:
     third: int
     fourth: int
     value: bytes
+    protected: bool = False
 
     @property
     def attempts_left(self) -> int:
@@ -172,13 +174,15 @@ def _fid(value: int) -> str:
 
 def _key_to_image(key: CardKey) -> dict[str, Any]:
     return {"id": key.key_id, "type": _b(key.type), "use": _b(key.use), "change": _b(key.change),
-            "third": _b(key.third), "fourth": _b(key.fourth), "value": key.value.hex().upper()}
+            "third": _b(key.third), "fourth": _b(key.fourth), "value": key.value.hex().upper(),
+            "protected": key.protected}
 
 
 def _key_from_image(raw: dict[str, Any]) -> CardKey:
     return CardKey(key_id=int(raw["id"]), type=int(raw["type"], 16), use=int(raw["use"], 16),
                    change=int(raw["change"], 16), third=int(raw["third"], 16),
-                   fourth=int(raw["fourth"], 16), value=bytes.fromhex(raw["value"]))
+                   fourth=int(raw["fourth"], 16), value=bytes.fromhex(raw["value"]),
+                   protected=bool(raw["protected"]))
 
 
 def _key_file_to_image(kf: KeyFile | None) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ def fresh_mf(card: FmcosCard) -> None:
     assert auth(card) == 0x9000
     assert sw(card, "800E000000") == 0x9000
     assert sw(card, "80E00000073F008001F1FFFF") == 0x9000
-    assert sw(card, CommandApdu(0x80, 0xD4, 0x01, 0x00, key_record(0x39))) == 0x9000
+    assert sw(card, CommandApdu(0x80, 0xD4, 0x01, 0x00, key_record(0xF9))) == 0x9000  # 39 | C0
     line = key_record(0x36, third=0xFF, fourth=0xFF, value=LINE_KEY)
     assert sw(card, CommandApdu(0x80, 0xD4, 0x01, 0x02, line)) == 0x9000
 
@@ -225,13 +225,27 @@ def test_child_df_inherits_the_state_parent_does_not(card: FmcosCard) -> None:
 
 
 def test_write_key_install_and_protected_update(card: FmcosCard) -> None:
-    fresh_mf(card)
+    fresh_mf(card)  # admin key 00 installed with the C0 flag: a protected key
     assert sw(card, CommandApdu(0x80, 0xD4, 0x01, 0x00, key_record(0x39))) == 0x6A80  # exists
     new = key_record(0x39, value=bytes(range(16, 32)))
     assert sw(card, CommandApdu(0x80, 0xD4, 0x39, 0x00, new)) == 0x6982  # plain update refused
     assert _protected_key_write(card, KEY_A, 0x39, new) == 0x9000
     assert auth(card, key=bytes(range(16, 32))) == 0x9000
-    assert card.to_image()["mf"]["key_file"]["keys"][0]["value"] == bytes(range(16, 32)).hex().upper()
+    key = card.to_image()["mf"]["key_file"]["keys"][0]
+    assert key["value"] == bytes(range(16, 32)).hex().upper() and key["protected"] is True
+
+
+def test_unprotected_key_takes_plain_updates_under_its_change_right(card: FmcosCard) -> None:
+    fresh_mf(card)
+    internal = key_record(0x34, change=0xF1, third=0x01, fourth=0x00)  # no flag: unprotected
+    assert sw(card, CommandApdu(0x80, 0xD4, 0x01, 0x01, internal)) == 0x9000
+    replacement = key_record(0x34, third=0x02, fourth=0x00, value=bytes(16))
+    assert sw(card, CommandApdu(0x80, 0xD4, 0x34, 0x01, replacement)) == 0x9000  # S = 1
+    assert sw(card, CommandApdu(0x80, 0xD4, 0x39, 0x01, replacement)) == 0x6A88  # wrong type
+    card.power_on()
+    assert sw(card, "00A40000023F00") == 0x9000
+    assert sw(card, CommandApdu(0x80, 0xD4, 0x34, 0x01, internal)) == 0x9000  # its change was F0
+    assert sw(card, CommandApdu(0x80, 0xD4, 0x34, 0x01, replacement)) == 0x6982  # F1 needs S >= 1
 
 
 def test_protected_key_write_with_wrong_mac_counts_nothing(card: FmcosCard) -> None:
