@@ -16,7 +16,7 @@ from cardsvc.credential.keystore import KeyStore
 from cardsvc.credential.token import issue_credential
 from cardsvc.drivers.base import driver_for
 from cardsvc.errors import InvalidRecord, IssuanceError, MalformedCredential, NotFound
-from cardsvc.issuance.journal import Clock, Journal
+from cardsvc.issuance.journal import Clock
 from cardsvc.issuance.keys import (
     UidHasher,
     current_key_version,
@@ -217,42 +217,3 @@ def batch_context(batch: Batch, profiles: Mapping[str, Profile], store: KeyStore
     return BatchContext(batch=batch, driver=driver, master_keys=keys, signer=store.issuer_signer(now=now),
                         issuer_keys=store.issuer_keys(), uid_hash=UidHasher.from_store(store),
                         issuer=issuer, sun_base_url=base)
-
-
-def void_reservations(journal: Journal, sessions: SessionFactory, batch: Batch,
-                      station: str | None = None) -> list[str]:
-    """Recovery: reservations still held by (crashed) stations are voided — their numbers burned."""
-    with sessions() as session:
-        held = [c for c in card_repo.cards_in_states(session, batch_id=batch.id or 0,
-                                                     states=[JournalState.reserved])
-                if c.station is not None and (station is None or c.station == station)]
-    for card in held:
-        journal.void(card, "held by a station that stopped without releasing it")
-    return [c.card_number for c in held]
-
-
-def finish_verified(journal: Journal, sessions: SessionFactory, batch: Batch) -> list[str]:
-    """Recovery: a verified card was fully checked before the crash; only the last arrow is missing."""
-    with sessions() as session:
-        cards = card_repo.cards_in_states(session, batch_id=batch.id or 0, states=[JournalState.verified])
-    for card in cards:
-        journal.issued(card)
-    return [c.card_number for c in cards]
-
-
-def abandon(journal: Journal, sessions: SessionFactory, batch: Batch, reason: str) -> list[str]:
-    """Recovery, last resort: middle-state cards that were not presented are recorded spoiled."""
-    with sessions() as session:
-        cards = card_repo.cards_in_states(session, batch_id=batch.id or 0,
-                                          states=[JournalState.writing, JournalState.written])
-    for card in cards:
-        journal.spoil(card, reason)
-    return [c.card_number for c in cards]
-
-
-def unresolved(sessions: SessionFactory, batch: Batch) -> list[str]:
-    with sessions() as session:
-        cards = card_repo.cards_in_states(session, batch_id=batch.id or 0,
-                                          states=[JournalState.writing, JournalState.written])
-    return [c.card_number for c in cards]
-

@@ -172,7 +172,6 @@ class Journal:
     def _move(self, card: Card, expected: JournalState, values: dict[str, object],
               detail: str = "") -> Card:
         with self.transaction() as session:
-            session.add(card)
             moved = card_repo.move_state(session, card=card, expected=expected,
                                          values={**values, "updated_at": self._clock()},
                                          actor=self.actor, detail=detail)

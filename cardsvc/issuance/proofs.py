@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.cardcrypto import sun
-from cardsvc.credential.keys import IssuerKey, load_public_key
+from cardsvc.credential.keys import IssuerKey, load_public_key, signature_check
 from cardsvc.credential.token import (
     check_algorithm,
     check_key_state,
@@ -57,7 +57,7 @@ def check_credential(credential: bytes, keys: Sequence[IssuerKey], *, card_numbe
     if key is None:
         raise CredentialVerificationError("credential names an unknown issuer key", reason="unknown_kid")
     check_algorithm(parsed, key)
-    check_signature(parsed, load_public_key(key.alg, key.public_key))
+    check_signature(parsed, signature_check(key.alg, load_public_key(key.alg, key.public_key)))
     check_key_state(parsed, key)
     claims = parsed.claims
     if (claims.card_number, claims.profile, claims.key_version) != (card_number, profile, key_version):

@@ -209,6 +209,8 @@ def move_state(session: Session, *, card: Card, expected: JournalState, values: 
                actor: str, detail: str = "") -> Card:
     """Compare-and-set a card's journal state and record the arrow; :class:`Conflict` if it moved."""
     new_state = values.get("state", expected)
+    if card not in session:
+        session.add(card)  # a row loaded by an earlier (closed) session: attach it to refresh it
     statement = (update(CARD).where(CARD.c.id == card.id, CARD.c.state == JournalState(expected).value)
                  .values(**values))
     if session.connection().execute(statement).rowcount != 1:
