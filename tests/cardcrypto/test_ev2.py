@@ -145,9 +145,12 @@ def test_full_mode_response_decryption() -> None:
     assert sm.open_response(0x00, body, CommMode.full) == H("04958CAA5C5E80")
 
 
+def _session() -> SecureMessaging:
+    return SecureMessaging(enc_key=bytes(range(16)), mac_key=bytes(range(16, 32)), ti=H("CAFEBABE"))
+
+
 def test_card_side_mirrors_pcd_side_and_counter_advances() -> None:
-    keys = {"enc_key": bytes(range(16)), "mac_key": bytes(range(16, 32)), "ti": H("CAFEBABE")}
-    pcd, card = SecureMessaging(**keys), SecureMessaging(**keys)
+    pcd, card = _session(), _session()
     for n in range(3):
         data = bytes([n]) * (n * 9)
         field = pcd.protect_command(0x8D, b"\x03", data, CommMode.full)
@@ -158,8 +161,7 @@ def test_card_side_mirrors_pcd_side_and_counter_advances() -> None:
 
 
 def test_tampered_or_replayed_messages_are_rejected() -> None:
-    keys = {"enc_key": bytes(range(16)), "mac_key": bytes(range(16, 32)), "ti": H("CAFEBABE")}
-    pcd, card = SecureMessaging(**keys), SecureMessaging(**keys)
+    pcd, card = _session(), _session()
     field = pcd.protect_command(0xAD, H("02000000000000"), b"", CommMode.mac)
     tampered = bytes([field[0] ^ 1]) + field[1:]
     with pytest.raises(CardIntegrityError):
@@ -168,7 +170,7 @@ def test_tampered_or_replayed_messages_are_rejected() -> None:
         card.open_command(0xAD, 7, field[:5], CommMode.mac)
     reply = card.protect_response(0x00, b"data", CommMode.mac)
     with pytest.raises(CardIntegrityError):  # a response MAC made with the wrong status code
-        SecureMessaging(**keys).open_response(0x01, reply, CommMode.mac)
+        _session().open_response(0x01, reply, CommMode.mac)
     assert pcd.open_response(0x00, reply, CommMode.mac) == b"data"
     with pytest.raises(CardIntegrityError):  # the same response replayed at the next counter
         pcd.open_response(0x00, reply, CommMode.mac)
@@ -179,11 +181,9 @@ def test_tampered_or_replayed_messages_are_rejected() -> None:
 def test_full_mode_with_bad_padding_is_an_integrity_error() -> None:
     from cardsvc.cardcrypto import aes
 
-    keys = {"enc_key": bytes(range(16)), "mac_key": bytes(range(16, 32)), "ti": H("CAFEBABE")}
-    card = SecureMessaging(**keys)
-    pcd = SecureMessaging(**keys)
-    iv = aes.ecb_encrypt(keys["enc_key"], H("A55A") + keys["ti"] + bytes(10))
-    bogus = aes.cbc_encrypt(keys["enc_key"], iv, bytes(16))  # no 80 marker
+    card, pcd = _session(), _session()
+    iv = aes.ecb_encrypt(pcd.enc_key, H("A55A") + pcd.ti + bytes(10))
+    bogus = aes.cbc_encrypt(pcd.enc_key, iv, bytes(16))  # no 80 marker
     field = b"\x01" + bogus + pcd._command_mac(0xC4, b"\x01" + bogus)
     with pytest.raises(CardIntegrityError):
         card.open_command(0xC4, 1, field, CommMode.full)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cardsvc.drivers.base import CardState, driver_for
+from cardsvc.drivers.base import CardState, PersonalisationPlan, driver_for
 from cardsvc.drivers.ntag424 import Ntag424Driver
 from cardsvc.emulator.ntag424 import Ntag424Card
 from cardsvc.errors import (
@@ -56,7 +56,7 @@ def test_personalise_read_back_and_sun(driver: Ntag424Driver, card: Ntag424Card,
 
 
 def test_no_factory_key_left_after_personalisation(driver: Ntag424Driver, card: Ntag424Card,
-                                                   plan) -> None:  # type: ignore[no-untyped-def]
+                                                   plan: PersonalisationPlan) -> None:
     driver.personalise(DirectConnection(card), plan)
     image = card.to_image()
     assert all(slot["key"] != "00" * 16 for slot in image["keys"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from cardsvc.drivers.base import CardState
@@ -13,11 +15,14 @@ from cardsvc.profiles import Profile
 from cardsvc.profiles.ntag424 import Ntag424Config
 from cardsvc.transport import pcsc
 from tests.ntag424.conftest import UID, counting_rng, make_plan, verify_url
+from tests.support.pcsc_stack import PcscStack
 
 pytestmark = pytest.mark.pcsc
+StackFactory = Callable[[int], PcscStack]
 
 
-def test_personalise_and_tap_through_pcscd(pcsc_stack, profile: Profile, cfg: Ntag424Config) -> None:
+def test_personalise_and_tap_through_pcscd(pcsc_stack: StackFactory, profile: Profile,
+                                           cfg: Ntag424Config) -> None:
     stack = pcsc_stack(1)
     card = Ntag424Card.blank(uid=UID, rng=counting_rng())
     stack.emulate([[card]])
@@ -32,7 +37,7 @@ def test_personalise_and_tap_through_pcscd(pcsc_stack, profile: Profile, cfg: Nt
     assert counters[1] == counters[0] + 1
 
 
-def test_card_pulled_during_personalisation_then_completed(pcsc_stack, profile: Profile,
+def test_card_pulled_during_personalisation_then_completed(pcsc_stack: StackFactory, profile: Profile,
                                                            cfg: Ntag424Config) -> None:
     stack = pcsc_stack(1)
     card = Ntag424Card.blank(uid=UID, rng=counting_rng())
