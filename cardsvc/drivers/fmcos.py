@@ -121,7 +121,7 @@ class FmcosDriver:
     # --- keys ------------------------------------------------------------------------------------
 
     def card_keys(self, master_keys: MasterKeys, uid: bytes) -> _CardKeys:
-        """Diversify every slot's key for this card (AN10922 over UID ‖ AID ‖ SI)."""
+        """Diversify every slot's key for this card (AN10922 over UID ‖ AID ‖ slot ‖ SI)."""
         out: dict[str, bytes] = {}
         for slot in self.config.keys:
             master = master_keys.keys.get(slot.master_role)
@@ -149,7 +149,7 @@ class FmcosDriver:
         if not self._select_application(session):
             return StatusReport(CardState.factory, uid, "no cardsvc application: factory card "
                                 "(or erased before the application existed)",
-                                _slots("factory", "absent"))
+                                {"mf_admin": "factory"})  # the application slots do not exist
         stage, version = self._read_stage(session)
         report = _report_for(stage, version, uid)
         if stage is Stage.complete and master_keys is not None:
@@ -172,7 +172,8 @@ class FmcosDriver:
             raise CardSpoiled("the status marker is not one cardsvc writes")
         if stage is not Stage.building and version != plan.master_keys.version:
             raise CardSpoiled(f"card was personalised under key version {version}, "
-                              f"not {plan.master_keys.version}")
+                              f"not {plan.master_keys.version}",
+                              hint=f"finish it with a plan of key version {version}")
         if stage is Stage.complete:
             return self._already_complete(conn, plan)
         if stage is Stage.building:
@@ -186,9 +187,7 @@ class FmcosDriver:
         uid = session.uid()
         keys = self.card_keys(master_keys, uid)
         session.select_fid(self.config.mf.fid, "MF")
-        if not self._select_application(session):
-            raise FileNotFound("the cardsvc application is not on the card", sw=0x6A82,
-                               fid=self.config.application.df_name.hex())
+        session.select_name(self.config.application.df_name, "application")
         stage, version = self._read_stage(session)
         if stage is not Stage.complete:
             raise CardIntegrityError("personalisation is not complete",
@@ -205,8 +204,7 @@ class FmcosDriver:
         session = FmcosSession(conn, self.cs)
         uid = session.uid()
         session.select_fid(self.config.mf.fid, "MF")
-        if not self._select_application(session):
-            raise FileNotFound("the cardsvc application is not on the card", sw=0x6A82)
+        session.select_name(self.config.application.df_name, "application")
         cryptogram = session.internal_auth(self.config.key("internal_auth").key_id, challenge)
         return CardProof(kind="internal_auth", uid=uid, challenge=challenge, payload=cryptogram)
 
@@ -324,9 +322,10 @@ class FmcosDriver:
                 step: ProgressCallback) -> None:
         step("verify")
         self._enter_application(session, keys)
-        number, credential = self._read_data(session, keys)
-        if (number, credential) != (plan.card_number, plan.credential):
+        if self._read_data(session, keys) != (plan.card_number, plan.credential):
             self._write_data(session, plan, keys)
+            if self._read_data(session, keys) != (plan.card_number, plan.credential):
+                raise CardIntegrityError("card data does not read back as written")
         self._self_test(session, keys)
         step("change_mf_key")
         self._swap_mf_key(session, keys, plan.master_keys.version)

@@ -281,3 +281,20 @@ def test_status_of_a_card_without_an_fmcos_mf_is_unknown(driver: FmcosDriver) ->
     report = driver.status(conn)
     assert report.state is CardState.unknown and "no FMCOS MF" in report.detail
     conn.assert_done()
+
+
+def test_encrypted_credential_file_variant(profile: Profile) -> None:
+    assert isinstance(profile.config, FmcosConfig)
+    files = [f.model_copy(update={"protection": "mac_enc"}) if f.role == "credential" else f
+             for f in profile.config.files]
+    enc_profile = profile.model_copy(
+        update={"config": profile.config.model_copy(update={"files": files})})
+    driver = FmcosDriver(enc_profile, rng=counting_rng())
+    card = FmcosCard.blank(uid=UID, rng=counting_rng())
+    plan = make_plan(profile, credential=bytes(range(128)))
+    assert driver.personalise(DirectConnection(card), plan).credential == plan.credential
+    app = card.mf.dfs[0]
+    stored = bytes(app.efs[0x0002].data)
+    assert app.efs[0x0002].flags == 0xC0
+    assert stored[:2] == b"\x00\x80" and stored[2:] == plan.credential  # plaintext at rest
+    assert driver.read_back(DirectConnection(card), plan.master_keys).credential == plan.credential
