@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cardsvc.cardcrypto.ev2 import (
     CommMode,
@@ -225,3 +227,15 @@ def test_change_key_parse_failures() -> None:
     assert parse_change_key_data(change_key_data(b"\x11" * 16, 2)) == (b"\x11" * 16, 2)
     with pytest.raises(CryptoError):
         change_key_data(bytes(16), 256)
+
+
+@given(data=st.binary(max_size=200), header=st.binary(max_size=7), mode=st.sampled_from(list(CommMode)),
+       ctr=st.integers(min_value=0, max_value=0xFFFE))
+def test_any_message_round_trips_between_pcd_and_card(data: bytes, header: bytes, mode: CommMode,
+                                                     ctr: int) -> None:
+    pcd, card = _session(), _session()
+    pcd.cmd_ctr = card.cmd_ctr = ctr
+    field = pcd.protect_command(0x8D, header, data, mode)
+    assert card.open_command(0x8D, len(header), field, mode) == (header, data)
+    assert pcd.open_response(0x00, card.protect_response(0x00, data, mode), mode) == data
+    assert pcd.cmd_ctr == card.cmd_ctr == ctr + 1

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cardsvc.cardcrypto import sun
 from cardsvc.cardcrypto.an10922 import diversify_aes128
 from cardsvc.errors import CardsvcError
 from cardsvc.profiles import Profile, load_profiles
-from cardsvc.profiles.ntag424 import FileSettings, Ntag424Config
+from cardsvc.profiles.ntag424 import AccessRights, FileSettings, Ntag424Config, SdmSettings
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"
 H = bytes.fromhex
@@ -85,3 +88,25 @@ def test_config_refusals(table: dict[str, Any], message: str) -> None:
 
 def test_defaults_equal_the_shipped_profile(profile: Profile) -> None:
     assert Ntag424Config() == profile.config
+
+
+_nibble = st.sampled_from([0, 1, 2, 3, 4, 0xE, 0xF])
+
+
+@given(read=_nibble, write=_nibble, rw=_nibble, change=_nibble, comm=st.sampled_from([0, 1, 3]),
+       meta=_nibble, file_read=_nibble, options=st.sampled_from([0xC1, 0xC0, 0x80, 0x40, 0xD1, 0x01]),
+       offsets=st.lists(st.integers(min_value=0, max_value=100), min_size=7, max_size=7))
+def test_file_settings_round_trip(read: int, write: int, rw: int, change: int, comm: int, meta: int,
+                                  file_read: int, options: int, offsets: list[int]) -> None:
+    sdm = SdmSettings(options=options, meta_read=meta, file_read=file_read, counter_retrieval=0xF)
+    names = SdmSettings.offset_fields(options, meta, file_read)
+    sdm = dataclasses.replace(sdm, **dict(zip(names, sorted(offsets), strict=False)))
+    settings = FileSettings(comm, AccessRights(read, write, rw, change), 256, sdm)
+    assert FileSettings.parse(settings.to_bytes()) == settings
+    assert FileSettings.parse_change(settings.change_bytes(), 256) == settings
+
+
+@pytest.mark.parametrize("raw", ["", "0100", "0000E0EE0001", "0080E0EE000100", "0040EEEE000100C1"])
+def test_malformed_file_settings(raw: str) -> None:
+    with pytest.raises(ValueError):
+        FileSettings.parse(H(raw))
