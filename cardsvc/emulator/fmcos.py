@@ -117,7 +117,10 @@ class FmcosCard:
             self.power_on()
 
     def process(self, apdu: bytes) -> bytes:
-        challenge, self._challenge = self._challenge, None
+        # CLA FF is the reader's own pseudo-APDU: the card never sees it, its challenge survives
+        challenge = self._challenge
+        if apdu[:1] != b"\xff":
+            self._challenge = None
         try:
             cmd = CommandApdu.from_bytes(apdu)
             data = self._dispatch(cmd, challenge)

@@ -400,3 +400,10 @@ def test_oversized_encrypted_read_is_an_internal_error_not_an_exception(card: Fm
     challenge, _ = send(card, "0084000004")
     read = protect(TDES, LINE_KEY, CommandApdu(0x00, 0xB0, 0, 0, le=256), challenge)
     assert sw(card, read) == 0x6F00
+
+
+def test_reader_get_data_does_not_consume_the_card_challenge(card: FmcosCard) -> None:
+    challenge, _ = send(card, "0084000008")
+    assert send(card, "FFCA000000") == (UID, 0x9000)  # answered by the reader, not the card
+    cryptogram = auth_cryptogram(TDES, FACTORY_KEY, challenge)
+    assert sw(card, CommandApdu(0x00, 0x82, 0x00, 0x00, cryptogram)) == 0x9000
