@@ -13,7 +13,15 @@ Public surface (see docs/credentials.md):
 from cardsvc.credential.bundle import TrustAnchor, TrustBundle, build_trust_bundle
 from cardsvc.credential.claims import CredentialClaims
 from cardsvc.credential.cose import Algorithm
-from cardsvc.credential.keys import IssuerKey, KeyState, Signer, SoftwareSigner
+from cardsvc.credential.keys import (
+    IssuerKey,
+    KeyState,
+    SignatureCheck,
+    Signer,
+    SoftwareSigner,
+    load_public_key,
+    signature_check,
+)
 from cardsvc.credential.keystore import KeyStore, Pkcs11Config, open_key_store
 from cardsvc.credential.qr import from_qr_text, render_qr_png, render_qr_svg, to_qr_text
 from cardsvc.credential.token import (
@@ -45,6 +53,7 @@ __all__ = [
     "OfflineVerifier",
     "ParsedCredential",
     "Pkcs11Config",
+    "SignatureCheck",
     "Signer",
     "SoftwareSigner",
     "TrustAnchor",
@@ -59,9 +68,11 @@ __all__ = [
     "check_validity",
     "from_qr_text",
     "issue_credential",
+    "load_public_key",
     "open_key_store",
     "parse_credential",
     "render_qr_png",
     "render_qr_svg",
+    "signature_check",
     "to_qr_text",
 ]

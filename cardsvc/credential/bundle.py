@@ -33,13 +33,14 @@ from cardsvc.credential.cose import (
 )
 from cardsvc.credential.keys import (
     IssuerKey,
-    PublicKey,
+    SignatureCheck,
     Signer,
     cose_key_fields,
     cose_key_map,
     key_from_map,
     key_to_map,
     load_public_key,
+    signature_check,
     verify_signature,
 )
 from cardsvc.errors import BundleError, CredentialVerificationError, MalformedCredential
@@ -122,7 +123,7 @@ class TrustBundle:
     issuer: str | None
     keys: tuple[IssuerKey, ...]
     revoked: array.array[int]
-    public_keys: dict[bytes, tuple[IssuerKey, PublicKey]]
+    public_keys: dict[bytes, tuple[IssuerKey, SignatureCheck]]
 
     @classmethod
     def load(cls, raw: bytes, anchors: TrustAnchor | Sequence[TrustAnchor]) -> TrustBundle:
@@ -149,7 +150,8 @@ class TrustBundle:
     def is_fresh(self, now: datetime) -> bool:
         return self.issued_at <= now < self.expires_at
 
-    def key(self, kid: bytes) -> tuple[IssuerKey, PublicKey] | None:
+    def key(self, kid: bytes) -> tuple[IssuerKey, SignatureCheck] | None:
+        """The key record and its signature check for ``kid`` (a hint), or None."""
         return self.public_keys.get(kid)
 
 
@@ -162,7 +164,8 @@ def _verify_bundle_signature(kid: bytes, alg: int, message: bytes, signature: by
             raise BundleError("bundle algorithm does not match the trust anchor",
                               reason="bundle_signature")
         try:
-            verify_signature(load_public_key(anchor.alg, anchor.public_key), signature, message)
+            public = load_public_key(anchor.alg, anchor.public_key)
+            verify_signature(signature_check(anchor.alg, public), signature, message)
         except (CredentialVerificationError, ValueError):
             raise BundleError("bundle signature does not verify", reason="bundle_signature") from None
         return
@@ -177,7 +180,8 @@ def _parse_payload(data: object) -> TrustBundle:
         _malformed("format")
     try:
         keys = tuple(key_from_map(k) for k in _list(data[_KEYS]))
-        public = {k.kid: (k, load_public_key(k.alg, k.public_key)) for k in keys}
+        public = {k.kid: (k, signature_check(k.alg, load_public_key(k.alg, k.public_key)))
+                  for k in keys}
         issued, expires = _time(data[_ISSUED]), _time(data[_EXPIRES])
     except ValueError:
         _malformed("keys")

@@ -19,7 +19,13 @@ from cardsvc.credential.cose import (
     protected_header,
     sig_structure,
 )
-from cardsvc.credential.keys import IssuerKey, KeyState, PublicKey, Signer, verify_signature
+from cardsvc.credential.keys import (
+    IssuerKey,
+    KeyState,
+    SignatureCheck,
+    Signer,
+    verify_signature,
+)
 from cardsvc.errors import CredentialVerificationError, MalformedCredential
 from cardsvc.logging import get_logger
 
@@ -65,8 +71,9 @@ def check_algorithm(parsed: ParsedCredential, key: IssuerKey) -> None:
         _refuse("algorithm does not match the key's pinned algorithm", "algorithm_mismatch")
 
 
-def check_signature(parsed: ParsedCredential, public_key: PublicKey) -> None:
-    verify_signature(public_key, parsed.sign1.signature, parsed.sign1.to_be_signed())
+def check_signature(parsed: ParsedCredential, check: SignatureCheck) -> None:
+    """``check`` comes from ``keys.signature_check(alg, public_key)``, built once per key."""
+    verify_signature(check, parsed.sign1.signature, parsed.sign1.to_be_signed())
 
 
 def check_key_state(parsed: ParsedCredential, key: IssuerKey) -> None:

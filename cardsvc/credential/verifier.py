@@ -143,9 +143,9 @@ class OfflineVerifier:
         entry = bundle.key(parsed.sign1.kid)
         if entry is None:
             raise CredentialVerificationError("no key with this kid", reason="unknown_kid")
-        key, public_key = entry
+        key, signature = entry
         check_algorithm(parsed, key)
-        check_signature(parsed, public_key)
+        check_signature(parsed, signature)
         check_key_state(parsed, key)
         check_validity(parsed.claims, now)
         if bundle.is_revoked(parsed.claims.card_number):

@@ -121,6 +121,8 @@ HOSTILE = {
     "indefinite_unclosed": b"\x9f" * 1000,
     "bignum_tag": b"\xc2\x5a\x00\x01\x00\x00" + b"\xff" * 65536,
     "regex_tag": b"\xd8\x23\x63a(b",
+    # found by test_credential_parser_on_random_cbor: uuid.UUID(bytes=<str>) raises AssertionError
+    "uuid_tag_with_text": b"\xd8\x25\x70" + b"0" * 16,
 }
 
 
