@@ -120,8 +120,8 @@ class Ntag424Card:
                    versions=[int(k["version"]) for k in image["keys"]], files=files,
                    sdm_ctr=int(image["sdm_read_ctr"]), fail_total=int(image["fail"]["total"]),
                    fail_run=int(image["fail"]["run"]), delay=int(image["fail"]["delay"]))
-        if len(nvm.uid) != 7 or len(nvm.keys) != 5 or sorted(files) != [1, 2, 3]:
-            raise ValueError("NTAG 424 image needs a 7-byte UID, 5 keys and files 1..3")
+        if len(nvm.uid) != 7 or [len(k) for k in nvm.keys] != [16] * 5 or sorted(files) != [1, 2, 3]:
+            raise ValueError("NTAG 424 image needs a 7-byte UID, 5 AES keys and files 1..3")
         return cls(nvm, rng)
 
     def to_image(self) -> JsonImage:

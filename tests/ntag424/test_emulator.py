@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto import aes, sun
@@ -297,3 +299,30 @@ def test_plain_uid_and_counter_mirror_matches_sdm_backend_vector() -> None:
     data, sw = native(card, 0xAD, H("02000000000000"))
     assert sw == 0x9100
     assert data[: len(body)] == b"u=041E3C8A2D6B80&c=000006&m=4B00064004B0B3D3"
+
+
+@settings(max_examples=400, deadline=None)
+@given(cla=st.sampled_from([0x00, 0x90, 0xFF, 0x80]), ins=st.sampled_from(
+    [0xA4, 0xB0, 0xD6, 0xCA, 0x60, 0xAF, 0x71, 0x64, 0xF5, 0x5F, 0xC4, 0x51, 0xAD, 0x8D, 0x00]),
+    p1=st.integers(0, 255), p2=st.integers(0, 255), data=st.binary(max_size=40),
+    le=st.none() | st.integers(1, 256), authenticated=st.booleans())
+def test_process_never_raises(cla: int, ins: int, p1: int, p2: int, data: bytes, le: int | None,
+                              authenticated: bool) -> None:
+    card = Ntag424Card.blank(uid=UID, rng=counting_rng())
+    tx(card, SELECT_APP)
+    if authenticated:
+        auth(card, 0)
+    out = card.process(CommandApdu(cla, ins, p1, p2, data=data, le=le).to_bytes())
+    assert len(out) >= 2 and out[-2] in (0x90, 0x91, 0x6A, 0x69, 0x6B, 0x67, 0x6D, 0x6E)
+    card.tear(CommandApdu(cla, ins, p1, p2, data=data, le=le).to_bytes())
+    assert Ntag424Card.from_image(card.to_image()).to_image() == card.to_image()
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=300))
+def test_arbitrary_bytes_get_a_status_word(raw: bytes) -> None:
+    card = Ntag424Card.blank(uid=UID, rng=counting_rng())
+    tx(card, SELECT_APP)
+    assert len(card.process(b"\x90" + raw)) >= 2
+    assert len(card.process(raw)) >= 2
+    card.tear(b"\x90\x8d" + raw)
