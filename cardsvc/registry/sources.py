@@ -146,16 +146,17 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[Iterator[SheetRow], int | None]]:
 
     failures = (InvalidFileException, zipfile.BadZipFile, DefusedXmlException, KeyError, ValueError,
                 TypeError, SyntaxError, EOFError)
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except failures as exc:
-        raise ImportFileError(f"{path.name} is not a readable XLSX workbook ({exc.__class__.__name__})",
-                              hint="open it in Excel or WPS and save it again as .xlsx") from exc
-    try:
-        sheet = book.worksheets[0]
-        yield _guarded(_sheet_rows(sheet), failures, path.name), _estimate(sheet)
-    finally:
-        book.close()
+    with path.open("rb") as handle:  # ours to close, whatever openpyxl's generators leave open
+        try:
+            book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        except failures as exc:
+            raise ImportFileError(f"{path.name} is not a readable XLSX workbook ({exc.__class__.__name__})",
+                                  hint="open it in Excel or WPS and save it again as .xlsx") from exc
+        try:
+            sheet = book.worksheets[0]
+            yield _guarded(_sheet_rows(sheet), failures, path.name), _estimate(sheet)
+        finally:
+            book.close()
 
 
 def _sheet_rows(sheet: Any) -> Iterator[SheetRow]:

@@ -131,8 +131,8 @@ def test_ciphertext_copied_onto_another_member_does_not_open(service: RegistrySe
 
 def test_rekey_moves_every_member_to_the_new_key(service: RegistryService, engine: Engine) -> None:
     created = [service.create_member(ZHANG), service.create_member(LI)]
-    rotated = RegistryService(session_factory(engine), PiiCipher({1: DATA_KEY_1, 2: DATA_KEY_2}, 2, INDEX_KEY),
-                              clock=clock)
+    both_keys = PiiCipher({1: DATA_KEY_1, 2: DATA_KEY_2}, 2, INDEX_KEY)
+    rotated = RegistryService(session_factory(engine), both_keys, clock=clock)
     assert rotated.rekey() == 2
     assert rotated.rekey() == 0  # resumable and idempotent
     only_new = RegistryService(session_factory(engine), PiiCipher({2: DATA_KEY_2}, 2, INDEX_KEY), clock=clock)
