@@ -174,12 +174,13 @@ class Ntag424Driver:
     def _classify(self, conn: CardConnection, probe: _Probe, slots: dict[str, str]) -> tuple[CardState, str]:
         master = slots[self.cfg.slot(0).role]
         personal = all(self._looks_personalised(probe.settings[f.number], f) for f in self.cfg.files.values())
+        version = f"app master key version {probe.versions[0]}"
         if master == "diversified":
             if personal and set(slots.values()) == {"diversified"}:
-                return CardState.personalised, "all keys diversified, files locked, SUN on"
-            return CardState.unknown, "app master key changed but layout incomplete"
+                return CardState.personalised, f"{version}; keys diversified, files locked, SUN on"
+            return CardState.unknown, f"{version} but layout or other keys incomplete"
         if master == "unknown":
-            return CardState.unknown, "app master key has a version we do not know"
+            return CardState.unknown, f"{version}: not the version asked about"
         factory = all(probe.settings[f.number] == self._factory_settings(f) for f in self.cfg.files.values())
         if factory and set(slots.values()) == {"factory"} and self._ndef_empty(conn):
             return CardState.factory, "factory keys and layout"
