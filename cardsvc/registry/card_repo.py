@@ -224,7 +224,7 @@ def move_state(session: Session, *, card: Card, expected: JournalState, values: 
 def set_status(session: Session, *, card: Card, status: CardStatus, live: bool, actor: str,
                action: str, detail: str = "", now: dt.datetime) -> Card:
     """Change an issued card's lifecycle status (the caller has locked/checked the row)."""
-    before = card.status.value if card.status else ""
+    before = str(card.status) if card.status else ""
     card.status, card.live, card.updated_at = status, live, now
     session.add(card)
     session.flush()
