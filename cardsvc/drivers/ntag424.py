@@ -272,11 +272,13 @@ class Ntag424Driver:
                              uid: bytes) -> None:
         try:
             stored = self._read_protected(conn, keys)
+            record = self._read_record(conn)
             self._verify_sun(conn, keys, uid)
         except (WrongKey, CardIntegrityError) as exc:
             raise CardSpoiled(f"card keys do not match the plan before commit: {exc.message}") from exc
-        if not hmac.compare_digest(stored[: len(plan.credential)], plan.credential):
-            raise CardSpoiled("credential read back does not match what was written")
+        same = record == (plan.card_number, len(plan.credential))
+        if not same or not hmac.compare_digest(stored[: len(plan.credential)], plan.credential):
+            raise CardSpoiled("card number or credential read back differs from what was written")
 
     def _verify_sun(self, conn: CardConnection, keys: list[bytes], uid: bytes) -> None:
         url = self._read_url(conn)

@@ -178,3 +178,18 @@ def test_card_holds_exactly_the_keys_the_verifier_derives(driver: Ntag424Driver,
     assert keys[2] == cfg.card_key(2, plan.master_keys.keys, uid=UID, system_identifier=sid)
     assert keys[2] != cfg.card_key(2, plan.master_keys.keys, uid=b"\x04" * 7, system_identifier=sid)
     assert len(set(keys)) == 5
+
+
+def test_slot_with_right_version_but_foreign_key_stops_before_commit(driver: Ntag424Driver,
+                                                                     profile: Profile) -> None:
+    from tests.ntag424.conftest import counting_rng
+
+    plan = make_plan(profile)
+    image = Ntag424Card.blank(uid=UID).to_image()
+    image["keys"][3] = {"key": "5A" * 16, "version": plan.master_keys.version}  # another issuer's run
+    card = Ntag424Card.from_image(image, rng=counting_rng())
+    assert driver.status(DirectConnection(card), plan.master_keys).state is CardState.partial
+    with pytest.raises(CardSpoiled, match="before commit"):
+        driver.personalise(DirectConnection(card), plan)
+    assert card.to_image()["keys"][0] == {"key": "00" * 16, "version": 0}  # point of no return not passed
+    assert driver.status(DirectConnection(card), plan.master_keys).state is not CardState.personalised
