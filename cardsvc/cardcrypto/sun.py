@@ -76,6 +76,15 @@ def sdm_mac(file_read_key: bytes, uid: bytes, counter: int, mac_input: bytes = b
     return aes.cmac_t(sdm_session_mac_key(file_read_key, uid, counter), mac_input)
 
 
+def decrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, enc_file_data: bytes) -> bytes:
+    """SDMENCFileData in clear: AES-CBC with KSesSDMFileReadENC, IV = E(key, SDMReadCtr ‖ 0^13)."""
+    if not enc_file_data or len(enc_file_data) % aes.BLOCK:
+        raise MalformedCredential("encrypted file data must be whole AES blocks", reason="sun_malformed")
+    key = sdm_session_enc_key(file_read_key, uid, counter)
+    iv = aes.ecb_encrypt(key, counter_bytes(counter) + bytes(13))
+    return aes.cbc_decrypt(key, iv, enc_file_data)
+
+
 def encrypt_picc_data(meta_read_key: bytes, uid: bytes, counter: int, padding: bytes) -> bytes:
     """PICCENCData = ``E(K_SDMMetaRead, C7 ‖ UID ‖ SDMReadCtr ‖ padding)``; padding is 5 random bytes."""
     if len(padding) != 16 - 1 - UID_SIZE - 3:

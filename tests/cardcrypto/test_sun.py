@@ -8,6 +8,7 @@ from cardsvc.cardcrypto import aes
 from cardsvc.cardcrypto.sun import (
     SunMessage,
     counter_bytes,
+    decrypt_file_data,
     decrypt_picc_data,
     encrypt_picc_data,
     parse_sun_url,
@@ -129,3 +130,33 @@ def test_malformed_message_parts() -> None:
         encrypt_picc_data(ZERO, bytes(7), 0, b"")
     with pytest.raises(CryptoError):
         sdm_mac(ZERO, bytes(4), 0)
+
+
+def test_encrypted_file_data_and_mac_over_url_text() -> None:
+    # AN12196 §3.4.4.2.2 example; nfc-developer/sdm-backend : tests/test_libsdm.py test_sun2
+    # (MAC input = the mirrored hex of the encrypted data plus "&cmac=", up to the MAC)
+    reading = decrypt_picc_data(ZERO, H("FD91EC264309878BE6345CBE53BADF40"))
+    assert (reading.uid, reading.counter) == (H("04958CAA5C5E80"), 8)
+    enc = H("CEE9A53E3E463EF1F459635736738962")
+    assert decrypt_file_data(ZERO, reading.uid, reading.counter, enc) == b"xxxxxxxxxxxxxxxx"
+    message = SunMessage(H("FD91EC264309878BE6345CBE53BADF40"), H("ECC1E7F6C6C73BF6"),
+                         mac_input=b"CEE9A53E3E463EF1F459635736738962&cmac=")
+    assert verify_sun(message, meta_read_key=ZERO, file_read_key=lambda _uid: ZERO) == reading
+    with pytest.raises(CardIntegrityError):  # sdm-backend test_sun2_wrong_sdmmac
+        verify_sun(SunMessage(message.picc_data, H("3CC1E7F6C6C33B33"), message.mac_input),
+                   meta_read_key=ZERO, file_read_key=lambda _uid: ZERO)
+    with pytest.raises(MalformedCredential):
+        decrypt_file_data(ZERO, reading.uid, 8, enc[:15])
+
+
+def test_custom_keys_vector_sdm_backend() -> None:
+    # nfc-developer/sdm-backend : tests/test_libsdm.py test_sun3_custom (MAC input = the encrypted
+    # data's hex only, no parameter name)
+    meta, file_key = H("42aff114f2cb3b6141be6dc95dfc5416"), H("b62a9baf092439bd43c62aee96b970c5")
+    enc = H("B8436E11F627BB7F543FCC0C1E0D1A89")
+    message = SunMessage(H("8ACADDEF0A9B62CDAE39A16B83FC14DE"), H("238B2543A8DEBAD8"),
+                         mac_input=enc.hex().upper().encode())
+    reading = verify_sun(message, meta_read_key=meta, file_read_key=lambda _uid: file_key)
+    assert (reading.uid, reading.counter) == (H("041d3c8a2d6b80"), 291)
+    plain = decrypt_file_data(file_key, reading.uid, reading.counter, enc)
+    assert plain == H("4e545858716e6f5f6f42467077792d56")
