@@ -1,0 +1,184 @@
+"""Print sheets and QR files for issued cards; every print is recorded (later ones as reprints).
+
+``a4``: an A4 sheet of CR80-sized card faces (2 × 5 per page, cut marks are the tile borders);
+``cr80``: one 85.6 × 54 mm page per card for a card printer. A face carries the QR code of the
+credential (``UC1:`` + base45, rendered by :mod:`cardsvc.credential.qr`), the card number in groups
+of four, the masked name and the organisation. A CJK TrueType font is embedded (subset) so the
+sheet prints the same anywhere. Only issued, active cards are printed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from fpdf import FPDF
+from sqlmodel import Session
+
+from cardsvc.credential.qr import render_qr_png, render_qr_svg, to_qr_text
+from cardsvc.errors import ConfigError, IssuanceError
+from cardsvc.issuance.journal import Clock
+from cardsvc.logging import get_logger
+from cardsvc.registry import card_repo
+from cardsvc.registry.cards import Card
+from cardsvc.registry.db import SessionFactory
+from cardsvc.registry.masking import PiiKind, mask
+from cardsvc.registry.models import Member, Organisation, utcnow
+
+log = get_logger(__name__)
+
+CJK_FONTS = (
+    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),  # Debian fonts-droid-fallback
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),  # fonts-wqy-zenhei
+    Path("/usr/share/fonts/truetype/arphic/uming.ttc"),
+)
+LATIN_FONTS = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),)  # fonts-dejavu-core
+CARD_W, CARD_H = 85.6, 54.0
+QR_MM = 24.0
+A4_COLUMNS, A4_ROWS = 2, 5
+A4_LEFT, A4_TOP = (210.0 - A4_COLUMNS * CARD_W) / 2, (297.0 - A4_ROWS * CARD_H) / 2
+QR_DPI = 300
+
+
+class Layout(StrEnum):
+    a4 = "a4"
+    cr80 = "cr80"
+
+
+@dataclass(frozen=True, slots=True)
+class CardFace:
+    card_number: str
+    qr_text: str
+    masked_name: str
+    organisation: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrintReport:
+    target: Path
+    cards: int
+    reprints: int
+
+
+def find_font(candidates: Sequence[Path] = CJK_FONTS) -> Path:
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"no font found for the print sheet (looked for {', '.join(p.name for p in candidates)})",
+                      hint="install fonts-droid-fallback and fonts-dejavu-core (tools/dev.sh does)")
+
+
+def grouped(number: str) -> str:
+    return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+
+def render_sheet(faces: Sequence[CardFace], layout: Layout, font: Path, latin: Path | None = None) -> bytes:
+    """The PDF bytes: card faces on A4 tiles or one CR80 page each, fonts embedded (digits and
+    ``*`` from the Latin font, Chinese from the CJK font as its fallback)."""
+    if layout is Layout.cr80:
+        pdf = FPDF(orientation="L", unit="mm", format=(CARD_H, CARD_W))
+    else:
+        pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf.set_auto_page_break(auto=False)
+    pdf.add_font("cjk", fname=str(font))
+    pdf.add_font("latin", fname=str(latin or find_font(LATIN_FONTS)))
+    pdf.set_fallback_fonts(["cjk"])
+    pdf.set_creator("cardsvc")
+    per_page = 1 if layout is Layout.cr80 else A4_COLUMNS * A4_ROWS
+    for index, face in enumerate(faces):
+        if index % per_page == 0:
+            pdf.add_page()
+        x, y = _tile_origin(index % per_page, layout)
+        _draw_face(pdf, face, x, y, border=layout is Layout.a4)
+    return bytes(pdf.output())
+
+
+def _tile_origin(slot: int, layout: Layout) -> tuple[float, float]:
+    if layout is Layout.cr80:
+        return 0.0, 0.0
+    row, column = divmod(slot, A4_COLUMNS)
+    return A4_LEFT + column * CARD_W, A4_TOP + row * CARD_H
+
+
+def _draw_face(pdf: FPDF, face: CardFace, x: float, y: float, *, border: bool) -> None:
+    if border:
+        pdf.set_draw_color(190, 190, 190)
+        pdf.rect(x, y, CARD_W, CARD_H)
+    png = render_qr_png(face.qr_text, size_mm=QR_MM, dpi=QR_DPI)
+    pdf.image(io.BytesIO(png), x=x + 3, y=y + (CARD_H - QR_MM) / 2, w=QR_MM, h=QR_MM)
+    left, width = x + QR_MM + 6, CARD_W - QR_MM - 9
+    pdf.set_font("latin", size=8)
+    pdf.set_xy(left, y + 8)
+    pdf.multi_cell(width, 4, face.organisation[:40])
+    pdf.set_font("latin", size=12)
+    pdf.set_xy(left, y + 22)
+    pdf.cell(width, 7, face.masked_name)
+    pdf.set_font("latin", size=10)
+    pdf.set_xy(left, y + 34)
+    pdf.cell(width, 6, grouped(face.card_number))
+
+
+def write_qr_files(faces: Sequence[CardFace], directory: Path, fmt: str) -> list[Path]:
+    """One ``<card number>.png`` or ``.svg`` per card."""
+    if fmt not in ("png", "svg"):
+        raise ConfigError(f"QR format must be png or svg, not {fmt!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for face in faces:
+        path = directory / f"{face.card_number}.{fmt}"
+        if fmt == "png":
+            path.write_bytes(render_qr_png(face.qr_text))
+        else:
+            path.write_text(render_qr_svg(face.qr_text), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+class PrintService:
+    """Export a batch's issued cards and record each print in the same transaction as the query."""
+
+    def __init__(self, sessions: SessionFactory, *, clock: Clock = utcnow, font: Path | None = None) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._font = font
+
+    def export_sheet(self, label: str, target: Path, layout: Layout = Layout.a4) -> PrintReport:
+        with self._sessions() as session, session.begin():
+            cards = self._printable(session, label)
+            target.write_bytes(render_sheet([_face(session, c) for c in cards], layout,
+                                            self._font or find_font()))
+            reprints = self._record(session, cards, "sheet", str(target))
+        log.info("printed %d cards of batch %s to %s (%d reprints)", len(cards), label, target.name, reprints)
+        return PrintReport(target, len(cards), reprints)
+
+    def export_qr(self, label: str, directory: Path, fmt: str = "png") -> PrintReport:
+        with self._sessions() as session, session.begin():
+            cards = self._printable(session, label)
+            write_qr_files([_face(session, c) for c in cards], directory, fmt)
+            reprints = self._record(session, cards, "qr", str(directory))
+        return PrintReport(directory, len(cards), reprints)
+
+    @staticmethod
+    def _printable(session: Session, label: str) -> list[Card]:
+        batch = card_repo.get_batch(session, label=label)
+        cards = card_repo.printable_cards(session, batch_id=batch.id or 0)
+        if not cards:
+            raise IssuanceError(f"batch {label} has no issued card to print")
+        return cards
+
+    def _record(self, session: Session, cards: Sequence[Card], kind: str, target: str) -> int:
+        now = self._clock()
+        records = [card_repo.add_print(session, card_id=c.id or 0, kind=kind, target=target, now=now)
+                   for c in cards]
+        return sum(r.reprint for r in records)
+
+
+def _face(session: Session, card: Card) -> CardFace:
+    member = session.get(Member, card.member_id)
+    org = session.get(Organisation, member.org_id) if member else None
+    if member is None or org is None or card.credential is None:
+        raise IssuanceError(f"card {card.card_number}: member, organisation or credential missing")
+    return CardFace(card.card_number, to_qr_text(card.credential), mask(PiiKind.name, member.name), org.name)
