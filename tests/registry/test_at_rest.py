@@ -49,7 +49,7 @@ def _leaks(blob: bytes, secrets: list[bytes]) -> list[bytes]:
 
 def test_sqlite_files_hold_no_plaintext(cipher: PiiCipher, tmp_path: Path) -> None:
     database = tmp_path / "rest.sqlite3"
-    rows, service = _load(f"sqlite:///{database}", cipher, tmp_path)
+    rows, _ = _load(f"sqlite:///{database}", cipher, tmp_path)
     files = [p for p in tmp_path.iterdir() if p.name.startswith("rest.sqlite3")]
     blob = b"".join(p.read_bytes() for p in files)
     assert len(blob) > 100_000
@@ -59,7 +59,8 @@ def test_sqlite_files_hold_no_plaintext(cipher: PiiCipher, tmp_path: Path) -> No
 
 
 @pytest.mark.postgres
-def test_postgres_dump_holds_no_plaintext(pg_server: PostgresServer, cipher: PiiCipher, tmp_path: Path) -> None:
+def test_postgres_dump_holds_no_plaintext(pg_server: PostgresServer, cipher: PiiCipher,
+                                          tmp_path: Path) -> None:
     name = pg_server.create_database()
     rows, _ = _load(pg_server.url(name), cipher, tmp_path)
     dump = pg_server.dump(name)

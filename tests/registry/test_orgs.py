@@ -8,8 +8,8 @@ import pytest
 
 from cardsvc.errors import InvalidRecord
 from cardsvc.registry.db import session_factory
-from cardsvc.registry.org_import import parse_kind, parse_uscc
 from cardsvc.registry.models import OrgKind
+from cardsvc.registry.org_import import parse_kind, parse_uscc
 from cardsvc.registry.services import OrgService, RegistryService
 
 
@@ -26,7 +26,8 @@ def _csv(tmp_path: Path, text: str) -> Path:
 
 # Public vectors: arthurdejong/python-stdnum : stdnum/cn/uscc.py docstring (91110000600037341L valid);
 # php-stdnum tests (A1110000600037341L invalid); 91350100M000100Y43 from hutool CreditCodeUtilTest.
-@pytest.mark.parametrize("code", ["91110000600037341L", "91350100M000100Y43", "９１１１００００６０００３７３４１ｌ"])
+@pytest.mark.parametrize("code", ["91110000600037341L", "91350100M000100Y43",
+                                  "９１１１００００６０００３７３４１ｌ"])
 def test_uscc_valid(code: str) -> None:
     assert parse_uscc(code) in {"91110000600037341L", "91350100M000100Y43"}
 
