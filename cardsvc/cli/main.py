@@ -21,6 +21,8 @@ _COMMAND_MODULES = (
     "cardsvc.cli.orgs",
     "cardsvc.cli.members",
     "cardsvc.cli.serve",
+    "cardsvc.cli.batch",
+    "cardsvc.cli.card",
 )
 
 # One table: error class -> process exit code (most specific first). 0 ok, 1 unexpected, 2 usage.
