@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from cardsvc.errors import MalformedCredential
 
@@ -68,17 +68,18 @@ class CredentialClaims:
 
 def claims_from_map(claims: object) -> CredentialClaims:
     """Build claims from a decoded CWT claims map; anything off-form → ``MalformedCredential``."""
-    if not isinstance(claims, dict) or len(claims) != 5:
+    if type(claims) is not dict or len(claims) != 5:
         _bad("CWT claims must be exactly iss, cti, iat, exp and the cardsvc claim")
-    issuer, cti = claims.get(CLAIM_ISS), claims.get(CLAIM_CTI)
-    iat, exp = claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
+    get = claims.get
+    issuer, cti, iat, exp = get(CLAIM_ISS), get(CLAIM_CTI), get(CLAIM_IAT), get(CLAIM_EXP)
     if not (type(issuer) is str and type(cti) is bytes and cti.isdigit()
-            and _is_time(iat) and _is_time(exp)):
+            and type(iat) is int and type(exp) is int and 0 <= iat <= _MAX_TIME
+            and 0 <= exp <= _MAX_TIME):
         _bad("iss, cti, iat or exp missing or of the wrong type")
-    profile, key_version, categories = _private_fields(claims.get(CLAIM_CARDSVC))
+    profile, key_version, categories = _private_fields(get(CLAIM_CARDSVC))
     return CredentialClaims(
-        issuer, cti.decode("ascii"), datetime.fromtimestamp(cast(int, iat), UTC),
-        datetime.fromtimestamp(cast(int, exp), UTC), profile, key_version, categories,
+        issuer, cti.decode("ascii"), datetime.fromtimestamp(iat, UTC),
+        datetime.fromtimestamp(exp, UTC), profile, key_version, categories,
     )
 
 
@@ -96,10 +97,6 @@ def _private_fields(private: object) -> tuple[str, int, tuple[str, ...]]:
     if type(categories) is not list or not categories or not all(type(c) is str for c in categories):
         _bad("categories must be a non-empty list of text codes (omit an empty one)")
     return profile, key_version, tuple(categories)
-
-
-def _is_time(value: object) -> bool:
-    return type(value) is int and 0 <= value <= _MAX_TIME
 
 
 def _seconds(moment: datetime) -> int:

@@ -6,9 +6,8 @@ offline verifier and the server-side verifier both call them, in the order the c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from cardsvc.credential._cbor import decode_exact, encode
 from cardsvc.credential.claims import CredentialClaims, claims_from_map
@@ -33,9 +32,8 @@ MAX_CREDENTIAL_SIZE = 128  # the NTAG 424 DNA protected file holds 128 bytes
 _log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedCredential:
-    """A structurally valid credential; nothing about it is trusted yet."""
+class ParsedCredential(NamedTuple):
+    """A structurally valid credential; nothing about it is trusted yet (immutable record)."""
 
     sign1: Sign1
     claims: CredentialClaims
