@@ -3,24 +3,30 @@ status without spending counters, wrong keys, refusals, and the SM4 variant."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto.fmcos import TDES, auth_cryptogram, suite, verify_internal_auth
 from cardsvc.drivers.base import CardState, MasterKeys, PersonalisationPlan, driver_for
 from cardsvc.drivers.fmcos import FmcosDriver, Stage, decode_marker, encode_marker
-from cardsvc.drivers.fmcos_session import FmcosSession
+from cardsvc.drivers.fmcos_session import FmcosSession, raise_for_sw
 from cardsvc.emulator.fmcos import FACTORY_KEY, FmcosCard
 from cardsvc.errors import (
+    AccessDenied,
     AuthenticationDelay,
     CardIntegrityError,
     CardSpoiled,
+    CardStatusError,
     CryptoError,
     FileNotFound,
     IssuanceError,
     KeyStoreError,
     WrongKey,
 )
+from cardsvc.logging import TRACE
 from cardsvc.profiles import Profile
 from cardsvc.profiles.fmcos import FmcosConfig
 from cardsvc.transport.fake import ScriptedConnection
@@ -298,3 +304,39 @@ def test_encrypted_credential_file_variant(profile: Profile) -> None:
     assert app.efs[0x0002].flags == 0xC0
     assert stored[:2] == b"\x00\x80" and stored[2:] == plan.credential  # plaintext at rest
     assert driver.read_back(DirectConnection(card), plan.master_keys).credential == plan.credential
+
+
+@pytest.mark.parametrize(
+    ("sw", "error", "check"),
+    [
+        (0x63C3, WrongKey, lambda e: e.attempts_left == 3),
+        (0x63C0, WrongKey, lambda e: e.attempts_left == 0),
+        (0x6983, AuthenticationDelay, lambda e: e.sw == 0x6983),
+        (0x6A82, FileNotFound, lambda e: e.fid == "1001"),
+        (0x6A88, FileNotFound, lambda e: e.fid == "1001"),
+        (0x6982, AccessDenied, lambda e: e.sw == 0x6982),
+        (0x6988, CardIntegrityError, lambda e: "MAC" in e.message),
+        (0x6A84, CardStatusError, lambda e: type(e) is CardStatusError and e.sw == 0x6A84),
+    ],
+)
+def test_one_table_turns_status_words_into_errors(sw: int, error: type[Exception],
+                                                  check: Callable[[Any], bool]) -> None:
+    with pytest.raises(error) as caught:
+        raise_for_sw(sw, "SELECT application", "1001")
+    assert check(caught.value)
+    raise_for_sw(0x9000, "anything")  # success raises nothing
+
+
+def test_trace_never_shows_keys_or_cryptograms(driver: FmcosDriver, card: FmcosCard,
+                                               plan: PersonalisationPlan, cfg: FmcosConfig,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(TRACE, logger="cardsvc")
+    driver.personalise(DirectConnection(card), plan)
+    driver.prove(DirectConnection(card), bytes(8))
+    text = caplog.text.upper()
+    assert "EXTERNAL AUTHENTICATE" in text  # the trace is there …
+    secrets = [card_key(cfg, plan.master_keys, role) for role in
+               ("mf_admin", "app_admin", "internal_auth", "line_protection")]
+    secrets += [*plan.master_keys.keys.values(), FACTORY_KEY]
+    for secret in secrets:  # … but no key material in any form
+        assert secret.hex().upper() not in text and secret.hex(" ").upper() not in text
