@@ -74,15 +74,20 @@ def main() -> None:
         driver.personalise(conn, the_plan)
         runs.append(time.perf_counter() - start)
     trace = conn.sent
+    by_command: dict[str, list[float]] = {}
     for _ in range(200):
         card = FmcosCard.blank(uid=UID, rng=rng())
         for apdu in trace:
             start = time.perf_counter()
             card.process(apdu)
-            per_apdu.append(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            per_apdu.append(elapsed)
+            by_command.setdefault(f"{apdu[0]:02X} {apdu[1]:02X}", []).append(elapsed)
     print(f"personalisation: {len(trace)} APDUs, median {median_us(runs) / 1000:.2f} ms host time")
     print(f"emulator process(): median {median_us(per_apdu):.1f} us/APDU, "
           f"p95 {statistics.quantiles(per_apdu, n=20)[-1] * 1e6:.1f} us")
+    for command, samples in sorted(by_command.items()):
+        print(f"  CLA INS {command}: median {median_us(samples):.1f} us")
     card = FmcosCard.blank(uid=UID, rng=rng())
     driver = FmcosDriver(profile, rng=rng())
     driver.personalise(Recorder(card), the_plan)
