@@ -110,10 +110,12 @@ def main() -> int:
     checks = {
         "ours (bytes) >= 0.85 x raw": rates["ours_bytes"] >= 0.85 * raw,
         "ours (QR text) >= 0.85 x raw": rates["ours_text"] >= 0.85 * raw,
-        "ours >= cwt": rates["ours_text"] >= rates["cwt"],
+        "ours >= cwt (same token bytes)": rates["ours_bytes"] >= rates["cwt"],
         "bundle <= 400 KB": len(bundle_raw) <= 400_000,
         "bundle build <= 2 s": build_s <= 2.0,
     }
+    print(f"QR text path vs cwt on bytes (includes prefix + base45): "
+          f"{rates['ours_text'] / rates['cwt']:.3f} ×")
     for name, passed in checks.items():
         print(f"target {name}: {'met' if passed else 'MISSED'}")
     return 0 if all(checks.values()) else 1
