@@ -59,3 +59,13 @@ def test_key_must_be_two_des_keys() -> None:
         retail_mac(bytes(8), b"x")
     with pytest.raises(CryptoError, match="IV"):
         retail_mac(bytes(16), b"x", bytes(4))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 40, 129])
+def test_two_context_form_equals_the_textbook_three_steps(n: int) -> None:
+    # ISO/IEC 9797-1 MAC algorithm 3 as written: CBC under K over every block, then D(K'), E(K)
+    key, iv = bytes(range(3, 19)), H("0102030400000000")
+    message = bytes(range(n))
+    chained = des.cbc_encrypt(key[:8], iv, pad_method2(message))[-8:]
+    textbook = des.ecb_encrypt(key[:8], des.ecb_decrypt(key[8:], chained))
+    assert retail_mac(key, message, iv) == textbook
