@@ -162,13 +162,15 @@ def _categories_of(session: Session, *, member_ids: Sequence[int]) -> dict[int, 
 
 
 def insert_members_bulk(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Insert member rows (Core dicts); returns public_id → id. PostgreSQL: ids from the sequence + COPY."""
+    """Insert member rows (Core dicts); returns public_id → id. PostgreSQL: sequence ids + COPY."""
     if not rows:
         return {}
-    if not _is_postgres(session):
-        statement = insert(MEMBER).returning(MEMBER.c.id, MEMBER.c.public_id, sort_by_parameter_order=True)
-        result = session.connection().execute(statement, list(rows))
-        return {public_id: member_id for member_id, public_id in result}
+    if not _is_postgres(session):  # executemany, then read the ids back by public id
+        conn = session.connection()
+        conn.execute(insert(MEMBER), list(rows))
+        public_ids = [row["public_id"] for row in rows]
+        query = sa_select(MEMBER.c.public_id, MEMBER.c.id).where(MEMBER.c.public_id.in_(public_ids))
+        return {row.public_id: row.id for row in conn.execute(query)}
     ids = session.connection().execute(
         text("SELECT nextval(pg_get_serial_sequence('member', 'id')) FROM generate_series(1, :n)"),
         {"n": len(rows)}).scalars().all()

@@ -12,22 +12,14 @@ from sqlalchemy import Engine
 from cardsvc.registry.db import make_engine, session_factory, upgrade_to_head
 from cardsvc.registry.pii import PiiCipher
 from cardsvc.registry.services import OrgService, RegistryService
+from tests.support.member_lists import ORGS_CSV
 from tests.support.postgres import PostgresServer
 
 NOW = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.UTC)
 DATA_KEY_1 = bytes(range(32))
 DATA_KEY_2 = bytes(range(100, 132))
 INDEX_KEY = bytes(range(200, 232))
-TEMPLATE_DB = "cardsvc_template"
 
-ORGS_CSV = """编码,名称,类型,上级编码,统一社会信用代码,联系人
-D01,某区总工会,区总工会,,,
-T01,城关镇总工会,镇总工会,D01,,
-P01,高新园区工会,园区工会,D01,,
-G1,城关镇第一机械厂工会,企业工会,T01,91350100M000100Y43,
-G2,城关镇农贸市场工会联合会,市场工会联合会,T01,,
-G3,第三工会,项目工会,P01,,
-"""
 
 
 def clock() -> dt.datetime:

@@ -30,6 +30,16 @@ CATEGORIES = ("劳模", "先进职工", "一线职工", "农民工", "一线职�
 HEADER = ("序号", "姓名", "性别", "身份证号", "手机号", "工会/单位", "类别", "入会日期", "备注")
 TODAY = dt.date(2025, 6, 1)
 
+# The union hierarchy the generated lists refer to (G1, G2 and G3 = 第三工会 are grassroots unions).
+ORGS_CSV = """编码,名称,类型,上级编码,统一社会信用代码,联系人
+D01,某区总工会,区总工会,,,
+T01,城关镇总工会,镇总工会,D01,,
+P01,高新园区工会,园区工会,D01,,
+G1,城关镇第一机械厂工会,企业工会,T01,91350100M000100Y43,
+G2,城关镇农贸市场工会联合会,市场工会联合会,T01,,
+G3,第三工会,项目工会,P01,,
+"""
+
 # field label as written in HEADER, and the importer's reason code
 DEFECTS: tuple[tuple[str, str, str], ...] = (
     ("check_digit", "身份证号", "id_check_digit"),
