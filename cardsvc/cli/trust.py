@@ -10,7 +10,7 @@ import typer
 
 from cardsvc.cli.keys import Pkcs11Module, Pkcs11Pin, Pkcs11Token, open_store, parse_duration
 from cardsvc.cli.output import console
-from cardsvc.config import get_settings
+from cardsvc.config import Settings, get_settings
 from cardsvc.credential import TrustAnchor, build_trust_bundle
 from cardsvc.credential.keystore import signing_key
 from cardsvc.errors import ConfigError
@@ -21,6 +21,20 @@ app = typer.Typer(help="Trust bundles for offline verifiers.", no_args_is_help=T
 def register(app_root: typer.Typer) -> None:
     """Add `cardsvc trust …` to the root app."""
     app_root.add_typer(app, name="trust")
+
+
+def registry_revocations(settings: Settings) -> list[str]:
+    """Issued cards the registry marks revoked, lost or suspended."""
+    from cardsvc.registry.card_repo import revoked_card_numbers
+    from cardsvc.registry.db import engine_for, require_head, session_factory
+
+    engine = engine_for(settings)
+    try:
+        require_head(engine)
+        with session_factory(engine)() as session:
+            return revoked_card_numbers(session)
+    finally:
+        engine.dispose()
 
 
 def read_card_numbers(path: Path | None) -> list[str]:
@@ -41,17 +55,22 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
                "--revoked", help="file of revoked card numbers, one per line")] = None,
            sequence: Annotated[int | None, typer.Option(
                help="sequence number (default: issue time in seconds)")] = None,
+           from_db: Annotated[bool, typer.Option(
+               "--db/--no-db", help="include revoked/lost/suspended cards from the registry")] = True,
            pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
     """Sign and write a trust bundle: issuer keys, revoked cards, sequence, validity."""
+    settings = get_settings()
     store = open_store(pkcs11_module, token, pin)
     now = datetime.now(UTC).replace(microsecond=0)
+    numbers = read_card_numbers(revoked) + (registry_revocations(settings) if from_db else [])
     raw = build_trust_bundle(
-        store.bundle_signer(now=now), store.issuer_keys(), read_card_numbers(revoked),
+        store.bundle_signer(now=now), store.issuer_keys(), numbers,
         int(now.timestamp()) if sequence is None else sequence, now, now + parse_duration(valid),
-        issuer=get_settings().issuer,
+        issuer=settings.issuer,
     )
     out.write_bytes(raw)
-    console.print(f"wrote {out} ({len(raw)} bytes), valid until {now + parse_duration(valid)}")
+    console.print(f"wrote {out} ({len(raw)} bytes, {len(set(numbers))} revoked cards), "
+                  f"valid until {now + parse_duration(valid)}")
 
 
 @app.command("anchor")

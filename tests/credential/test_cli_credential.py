@@ -44,7 +44,7 @@ def _run(*args: str) -> tuple[int, str]:
 def initialised(data_dir: Path) -> Path:
     code, out = _run("keys", "init")
     assert code == 0 and "issuer key" in out
-    assert _run("trust", "export", "--out", "bundle.cbor")[0] == 0
+    assert _run("trust", "export", "--out", "bundle.cbor", "--no-db")[0] == 0
     assert _run("trust", "anchor", "--out", "anchor.cose")[0] == 0
     return data_dir
 
@@ -94,7 +94,7 @@ def test_verify_from_png(initialised: Path) -> None:
 
 def test_verify_revoked_is_nok_exit_7(initialised: Path) -> None:
     Path("revoked.txt").write_text("# revoked cards\n202600000001\n\n")
-    assert _run("trust", "export", "--out", "bundle.cbor", "--revoked", "revoked.txt")[0] == 0
+    assert _run("trust", "export", "--out", "bundle.cbor", "--revoked", "revoked.txt", "--no-db")[0] == 0
     code, out = _run("verify", to_qr_text(_credential("202600000001")), "--bundle", "bundle.cbor",
                      "--anchor", "anchor.cose", "--json")
     assert code == 7 and json.loads(out)["reason"] == "revoked"
@@ -121,4 +121,15 @@ def test_verify_needs_exactly_one_input(initialised: Path) -> None:
 
 def test_export_needs_keys(data_dir: Path) -> None:
     with pytest.raises(KeyStoreError, match="no active signing key"):
+        _run("trust", "export", "--out", "bundle.cbor", "--no-db")
+
+
+def test_export_reads_the_registry_by_default(initialised: Path) -> None:
+    assert _run("init")[0] == 0  # schema at head, no cards yet
+    code, out = _run("trust", "export", "--out", "bundle.cbor")
+    assert code == 0 and "0 revoked cards" in out
+
+
+def test_export_refuses_an_uninitialised_registry(initialised: Path) -> None:
+    with pytest.raises(ConfigError, match="schema"):
         _run("trust", "export", "--out", "bundle.cbor")
