@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 import pkcs11
 import pytest
 from pkcs11 import Attribute, ObjectClass
+from typer.testing import CliRunner
 
+from cardsvc.cli.main import build_app
 from cardsvc.config import get_settings
 from cardsvc.credential import (
     Algorithm,
@@ -143,3 +146,15 @@ def test_missing_token_and_module(hsm_config: Pkcs11Config, tmp_path: Path) -> N
         Pkcs11KeyStore.open(Pkcs11Config(hsm_config.module, "no-such-token", PIN))
     with pytest.raises(KeyStoreError, match="not found"):
         open_key_store(get_settings(), pkcs11=Pkcs11Config(tmp_path / "none.so", TOKEN, PIN))
+
+
+def test_cli_lists_token_keys(hsm: Pkcs11KeyStore, hsm_config: Pkcs11Config,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARDSVC_PKCS11_PIN", PIN)
+    hsm.rotate_issuer_key(Algorithm.es256, now=NOW, overlap=timedelta(0))
+    result = CliRunner().invoke(build_app(), ["keys", "list", "--json", "--pkcs11-module",
+                                              str(hsm_config.module), "--token", TOKEN],
+                                catch_exceptions=False)
+    assert result.exit_code == 0
+    kids = {row["kid"] for row in json.loads(result.output) if row["role"] == "issuer"}
+    assert kids == {k.kid.hex() for k in hsm.issuer_keys()}
