@@ -10,7 +10,8 @@ No call here can hang: status waits use ``SCardGetStatusChange`` with a finite t
 ``timeout_s`` (pcsc-lite has no transmit timeout of its own, and a mute card behind vpcd would
 block it forever). After a transmit timeout the connection is dead: later calls raise
 ``CardTimeout`` and ``close()`` only queues the disconnect behind the stuck call.
-Each connection owns its own PC/SC context, so a stuck connection never blocks another one.
+Each connection owns its PC/SC context while open, so a stuck connection never blocks another
+one; contexts of cleanly closed connections are pooled (establishing one costs more than an APDU).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from smartcard import scard
 
@@ -48,6 +49,10 @@ _REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD}
 _TIMEOUT = {scard.SCARD_E_TIMEOUT, scard.SCARD_W_UNRESPONSIVE_CARD}
 _AMBIGUOUS = {scard.SCARD_E_NOT_TRANSACTED & 0xFFFFFFFF, scard.SCARD_F_UNKNOWN_ERROR & 0xFFFFFFFF}
 _REMOVAL_GRACE_S = 1.5  # pcscd polls card presence every 400 ms
+_STALE = {code & 0xFFFFFFFF for code in (
+    scard.SCARD_E_INVALID_HANDLE, scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED,
+    scard.SCARD_F_COMM_ERROR)}
+_T = TypeVar("_T")
 
 
 class PcscFailure(Exception):
@@ -103,6 +108,60 @@ def _release(context: Any) -> None:
         _log.debug("SCardReleaseContext: %s", describe(hresult))
 
 
+class _ContextPool:
+    """Idle PC/SC contexts kept for reuse.
+
+    ``SCardEstablishContext`` makes pcscd start a thread for the client (0.2 ms idle, several ms
+    under load) — more than a whole APDU. Each context is used by one caller at a time; a context
+    whose connection got stuck is never given back.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self._idle: list[Any] = []
+        self._size = size
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[Any, bool]:
+        """A context and whether it came from the pool (it may be stale if pcscd restarted)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return _establish(), False
+
+    def give_back(self, context: Any) -> None:
+        with self._lock:
+            if len(self._idle) < self._size:
+                self._idle.append(context)
+                return
+        _release(context)
+
+
+_contexts = _ContextPool()
+
+
+def _using_context(job: Callable[[Any], _T], *, keep: bool = False) -> tuple[_T, Any]:
+    """Run ``job(context)``; a pooled context that turns out stale is dropped and the job retried.
+
+    With ``keep`` the caller owns the context afterwards (and gives it back); otherwise it returns
+    to the pool. A :class:`PcscFailure` from a fresh context propagates.
+    """
+    while True:
+        context, pooled = _contexts.take()
+        try:
+            result = job(context)
+        except PcscFailure as exc:
+            _release(context)
+            if pooled and exc.hresult in _STALE:
+                continue
+            raise
+        except BaseException:
+            _release(context)
+            raise
+        if not keep:
+            _contexts.give_back(context)
+        return result, context
+
+
 def _reader_names(context: Any) -> list[str]:
     hresult, names = scard.SCardListReaders(context, [])
     _check("SCardListReaders", hresult)
@@ -131,14 +190,13 @@ def list_readers() -> list[ReaderInfo]:
 
     Raises :class:`ReaderUnavailable` when the PC/SC service is not running or has no readers.
     """
-    context = _establish()
+    def job(context: Any) -> list[tuple[str, int, bytes]]:
+        return _states(context, _reader_names(context), 0)
+
     try:
-        names = _reader_names(context)
-        states = _states(context, names, 0)
+        states, _ = _using_context(job)
     except PcscFailure as exc:
         raise to_error(exc, reader="") from exc
-    finally:
-        _release(context)
     return [ReaderInfo(name, atr if _present(event) else None) for name, event, atr in states]
 
 
@@ -160,13 +218,11 @@ def wait_for_removal(reader: str, timeout_s: float) -> None:
 
 def _wait_state(reader: str, timeout_s: float, done: Callable[[int], bool]) -> tuple[int, bytes]:
     deadline = time.monotonic() + timeout_s
-    context = _establish()
     try:
-        return _poll_until(context, reader, deadline, done)
+        result, _ = _using_context(lambda context: _poll_until(context, reader, deadline, done))
     except PcscFailure as exc:
         raise to_error(exc, reader=reader) from exc
-    finally:
-        _release(context)
+    return result
 
 
 def _poll_until(context: Any, reader: str, deadline: float,
@@ -194,22 +250,26 @@ def connect(reader: str, *, exclusive: bool = False,
     Raises :class:`ReaderUnavailable` for an unknown reader or a stopped service, :class:`NoCard`
     when the reader is empty.
     """
-    context = _establish()
     share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
-    try:
+
+    def job(context: Any) -> tuple[Any, int, bytes]:
         hresult, handle, protocol = scard.SCardConnect(
             context, reader, share, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
         _check("SCardConnect", hresult)
-        atr = _card_atr(handle)
+        return handle, protocol, _card_atr(handle)
+
+    try:
+        (handle, protocol, atr), context = _using_context(job, keep=True)
     except PcscFailure as exc:
-        _release(context)
         raise to_error(exc, reader=reader, connecting=True) from exc
     return PcscConnection(context, handle, protocol, reader, atr, timeout_s)
 
 
 def _card_atr(handle: Any) -> bytes:
     hresult, _name, _state, _protocol, atr = scard.SCardStatus(handle)
-    _check("SCardStatus", hresult)
+    if hresult != scard.SCARD_S_SUCCESS:
+        scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+        raise PcscFailure("SCardStatus", hresult)
     return bytes(atr)
 
 
@@ -328,7 +388,10 @@ class PcscConnection:
         hresult = scard.SCardDisconnect(self._handle, scard.SCARD_UNPOWER_CARD)
         if hresult != scard.SCARD_S_SUCCESS:
             _log.debug("%s: SCardDisconnect: %s", self._reader, describe(hresult))
-        _release(self._context)
+        if self._dead is None:
+            _contexts.give_back(self._context)
+        else:
+            _release(self._context)
 
     def __enter__(self) -> PcscConnection:
         return self
