@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig softhsm2 zbar-tools libzbar0
               postgresql python3-venv util-linux iproute2
-              poppler-utils fonts-droid-fallback fonts-dejavu-core)
+              poppler-utils fonts-droid-fallback fonts-dejavu-core docker-compose)
 
 log() { printf '[dev.sh] %s\n' "$*" >&2; }
 
