@@ -131,7 +131,10 @@ class FileKeyStore:
     def _signer(self, keys: list[IssuerKey], now: datetime) -> Signer:
         key = lifecycle.signing_key(keys, now)
         doc = self._read()
-        raw = self._open(doc, f"key/{key.kid.hex()}", doc.private[key.kid])
+        sealed = doc.private.get(key.kid)
+        if sealed is None:
+            raise KeyStoreError(f"private key {key.kid.hex()} is missing from the key store")
+        raw = self._open(doc, f"key/{key.kid.hex()}", sealed)
         return SoftwareSigner(key.kid, key.alg, load_private_key(key.alg, raw))
 
     # --- named secrets -------------------------------------------------------------------------

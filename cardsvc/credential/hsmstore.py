@@ -44,13 +44,15 @@ class Pkcs11Signer:
     kid: bytes
     alg: Algorithm
     handle: Any  # pkcs11.PrivateKey
+    lock: threading.Lock  # the store's: a PKCS#11 session runs one operation at a time
 
     def sign(self, data: bytes) -> bytes:
         try:
-            if self.alg is Algorithm.eddsa:
-                return bytes(self.handle.sign(data, mechanism=Mechanism.EDDSA))
-            digest = hashlib.sha256(data).digest()
-            return bytes(self.handle.sign(digest, mechanism=Mechanism.ECDSA))
+            with self.lock:
+                if self.alg is Algorithm.eddsa:
+                    return bytes(self.handle.sign(data, mechanism=Mechanism.EDDSA))
+                digest = hashlib.sha256(data).digest()
+                return bytes(self.handle.sign(digest, mechanism=Mechanism.ECDSA))
         except pkcs11.PKCS11Error as exc:
             raise KeyStoreError(f"token refused to sign: {type(exc).__name__}") from exc
 
@@ -69,6 +71,7 @@ class Pkcs11KeyStore:
     def __init__(self, session: Any) -> None:
         self._session = session
         self._lock = threading.Lock()
+        self._secrets: dict[tuple[str, int], bytes] = {}  # a secret version never changes
 
     @classmethod
     def open(cls, config: Pkcs11Config) -> Pkcs11KeyStore:
@@ -125,7 +128,8 @@ class Pkcs11KeyStore:
         created: list[IssuerKey] = []
 
         def change(cat: _Catalog) -> None:
-            kid = lifecycle.unused_kid(k.kid for k in (*(cat.issuer or []), *(cat.bundle or [])))
+            known = [k.kid for k in (*(cat.issuer or []), *(cat.bundle or []))]
+            kid = lifecycle.unused_kid([*known, *self._token_kids()])
             key = lifecycle.new_key(kid, alg, self._generate(kid, alg), not_before)
             keys = (cat.issuer if role == "issuer" else cat.bundle) or []
             setattr(cat, role, lifecycle.rotated(keys, key) if rotate else [*keys, key])
@@ -144,13 +148,18 @@ class Pkcs11KeyStore:
         )
         return _unwrap_point(bytes(public[Attribute.EC_POINT]))
 
+    def _token_kids(self) -> list[bytes]:
+        """Ids of every key object on the token (orphans of an interrupted change included)."""
+        return [bytes(obj[Attribute.ID]) for obj in self._session.get_objects(
+            {Attribute.CLASS: ObjectClass.PRIVATE_KEY})]
+
     def _signer(self, key: IssuerKey) -> Signer:
         try:
             handle = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY,
                                            label=_key_label(key.kid))
         except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned):
             raise KeyStoreError(f"private key {key.kid.hex()} is missing from the token") from None
-        return Pkcs11Signer(key.kid, key.alg, handle)
+        return Pkcs11Signer(key.kid, key.alg, handle, self._lock)
 
     # --- named secrets -------------------------------------------------------------------------
 
@@ -164,13 +173,18 @@ class Pkcs11KeyStore:
         return self._new_secret(name, size, only_if_absent=False)
 
     def secret(self, name: str, version: int | None = None) -> tuple[int, bytes]:
+        if version is not None and (name, version) in self._secrets:
+            return version, self._secrets[name, version]
         chosen = lifecycle.pick_version(name, self.secret_versions(name), version)
         try:
-            obj = self._session.get_key(object_class=ObjectClass.SECRET_KEY,
-                                        label=_secret_label(name, chosen))
-            return chosen, bytes(obj[Attribute.VALUE])
+            with self._lock:
+                obj = self._session.get_key(object_class=ObjectClass.SECRET_KEY,
+                                            label=_secret_label(name, chosen))
+                value = bytes(obj[Attribute.VALUE])
         except pkcs11.PKCS11Error:
             raise KeyStoreError(f"secret {name!r} v{chosen} is missing from the token") from None
+        self._secrets[name, chosen] = value
+        return chosen, value
 
     def secret_versions(self, name: str) -> list[int]:
         return sorted((self._catalog().secrets or {}).get(name, []))
@@ -208,7 +222,8 @@ class Pkcs11KeyStore:
         return sorted(found, key=lambda pair: pair[0].generation)
 
     def _catalog(self) -> _Catalog:
-        objects = self._catalog_objects()
+        with self._lock:
+            objects = self._catalog_objects()
         return objects[-1][0] if objects else _Catalog(0, [], [], {})
 
     def _update(self, change: Callable[[_Catalog], None]) -> _Catalog:
