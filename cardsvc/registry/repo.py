@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from cardsvc.errors import NotFound
 from cardsvc.registry.models import (
     Category,
+    Consent,
     Member,
     MemberCategory,
     MemberEvent,
@@ -129,6 +130,12 @@ def members_needing_rekey(session: Session, *, current_version: int, limit: int)
 def add_event(session: Session, *, member_id: int, action: str, detail: str = "") -> None:
     session.add(MemberEvent(member_id=member_id, action=action, detail=detail))
     session.flush()
+
+
+def open_consents(session: Session, *, member_id: int, partner: str) -> list[Consent]:
+    query = (select(Consent).where(col(Consent.member_id) == member_id).where(col(Consent.partner) == partner)
+             .where(col(Consent.withdrawn_at).is_(None)))
+    return list(session.exec(query))
 
 
 def add_transfer(session: Session, *, transfer: MembershipTransfer) -> None:

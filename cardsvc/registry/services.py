@@ -200,6 +200,17 @@ class RegistryService:
                                            granted_at=self._clock()))
             repo.add_event(session, member_id=_id(member), action="consent", detail=partner)
 
+    def withdraw_consent(self, public_id: str, *, partner: str) -> int:
+        """Withdraw every open consent for ``partner``; returns how many were open."""
+        with self._transaction() as session:
+            member = repo.get_member(session, public_id=public_id)
+            open_consents = repo.open_consents(session, member_id=_id(member), partner=partner)
+            for consent in open_consents:
+                consent.withdrawn_at = self._clock()
+                repo.save(session, obj=consent)
+            repo.add_event(session, member_id=_id(member), action="consent_withdrawn", detail=partner)
+            return len(open_consents)
+
     def rekey(self) -> int:
         """Re-seal every member under the current data key, in committed batches; returns the count."""
         done = 0

@@ -151,3 +151,14 @@ def test_logs_never_carry_personal_data(service: RegistryService, caplog: pytest
     assert member.public_id in text
     for secret in (ZHANG.id_number, ZHANG.phone or "", ZHANG.name, "张*三"):
         assert secret not in text
+
+
+def test_consent_is_recorded_and_withdrawn(service: RegistryService, engine: Engine) -> None:
+    member = service.create_member(ZHANG)
+    service.record_consent(member.public_id, partner="HOTEL-01", purpose="会员优惠")
+    service.record_consent(member.public_id, partner="PARK-02", purpose="入园")
+    assert service.withdraw_consent(member.public_id, partner="HOTEL-01") == 1
+    assert service.withdraw_consent(member.public_id, partner="HOTEL-01") == 0
+    with Session(engine) as session:
+        rows = {c.partner: c.withdrawn_at for c in session.exec(select(Consent)).scalars()}
+    assert rows == {"HOTEL-01": clock(), "PARK-02": None}
