@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from cardsvc.cli.output import console, emit_json
-from cardsvc.credential import OfflineVerifier, TrustAnchor, VerificationResult, VerificationStatus
+from cardsvc.config import get_settings
+from cardsvc.credential import (
+    OfflineVerifier,
+    TrustAnchor,
+    VerificationResult,
+    VerificationStatus,
+    open_key_store,
+)
 from cardsvc.errors import BundleError, ConfigError, MalformedCredential
 
 # Outcomes, not errors: 0 OK, 7 NOK (same code as CredentialVerificationError), 13 CHECK.
@@ -24,14 +31,14 @@ def verify(
     qr_text: Annotated[str | None, typer.Argument(help="the QR text (UC1:…)")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="PNG/JPEG image with the QR")] = None,
     bundle: Annotated[Path, typer.Option("--bundle", help="trust bundle file")] = Path("bundle.cbor"),
-    anchor: Annotated[Path, typer.Option(
-        "--anchor", envvar="CARDSVC_TRUST_ANCHOR", help="trust anchor (COSE_Key)")] = Path("anchor.cose"),
+    anchor: Annotated[Path | None, typer.Option(
+        "--anchor", envvar="CARDSVC_TRUST_ANCHOR",
+        help="trust anchor (COSE_Key); default: the bundle keys of the local key store")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Verify a credential offline: prints OK / NOK (reason) / CHECK and the checklist."""
     text = _credential_text(qr_text, file)
-    trust_anchor = TrustAnchor.from_cose_key(_read(anchor))
-    verifier = OfflineVerifier.from_bundle_bytes(_read(bundle), trust_anchor)
+    verifier = OfflineVerifier.from_bundle_bytes(_read(bundle), _anchors(anchor))
     result = verifier.verify(text)
     if as_json:
         emit_json(result_json(result))
@@ -64,6 +71,15 @@ def _print(result: VerificationResult) -> None:
     card = f" card {result.card_number}" if result.card_number else ""
     colour = {"OK": "green", "NOK": "red", "CHECK": "yellow"}[status]
     console.print(f"[bold {colour}]{status}[/]{reason}{card}")
+
+
+def _anchors(path: Path | None) -> list[TrustAnchor]:
+    if path is not None:
+        return [TrustAnchor.from_cose_key(_read(path))]
+    keys = open_key_store(get_settings()).bundle_keys()
+    if not keys:
+        raise ConfigError("no trust anchor: pass --anchor FILE (from `cardsvc trust anchor`)")
+    return [TrustAnchor.from_key(k) for k in keys]
 
 
 def _credential_text(qr_text: str | None, file: Path | None) -> str:

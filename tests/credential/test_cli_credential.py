@@ -84,6 +84,17 @@ def test_verify_ok_and_json(initialised: Path) -> None:
     assert len(data["checks"]) == 13
 
 
+def test_verify_with_the_local_store_as_anchor(initialised: Path) -> None:
+    code, out = _run("verify", to_qr_text(_credential()), "--bundle", "bundle.cbor")
+    assert code == 0 and "OK" in out
+
+
+def test_verify_without_any_anchor_is_refused(data_dir: Path) -> None:
+    Path("bundle.cbor").write_bytes(b"")
+    with pytest.raises(ConfigError, match="no trust anchor"):
+        _run("verify", "UC1:", "--bundle", "bundle.cbor")
+
+
 def test_verify_from_png(initialised: Path) -> None:
     text = to_qr_text(_credential())
     Path("card.png").write_bytes(render_qr_png(text))
