@@ -62,10 +62,12 @@ class Sign1(NamedTuple):
 
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
     """``Sig_structure`` for COSE_Sign1 with empty external AAD (RFC 9052 §4.4)."""
-    return b"".join(
-        (_SIG1_CONTEXT, bstr_header(len(protected)), protected, _EMPTY_AAD,
-         bstr_header(len(payload)), payload)
-    )
+    head_p = _SHORT[len(protected)] if len(protected) < 256 else bstr_header(len(protected))
+    head_c = _SHORT[len(payload)] if len(payload) < 256 else bstr_header(len(payload))
+    return b"".join((_SIG1_CONTEXT, head_p, protected, _EMPTY_AAD, head_c, payload))
+
+
+_SHORT = tuple(bstr_header(n) for n in range(256))  # byte-string headers for lengths < 256
 
 
 def protected_header(alg: Algorithm, kid: bytes) -> bytes:
