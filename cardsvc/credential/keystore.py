@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -36,7 +36,7 @@ class Pkcs11Config:
 
     module: Path
     token_label: str
-    pin: str
+    pin: str = field(repr=False)  # never in logs or tracebacks
 
 
 class KeyStore(Protocol):

@@ -158,3 +158,7 @@ def test_cli_lists_token_keys(hsm: Pkcs11KeyStore, hsm_config: Pkcs11Config,
     assert result.exit_code == 0
     kids = {row["kid"] for row in json.loads(result.output) if row["role"] == "issuer"}
     assert kids == {k.kid.hex() for k in hsm.issuer_keys()}
+
+
+def test_pin_is_not_in_the_config_repr(hsm_config: Pkcs11Config) -> None:
+    assert PIN not in repr(hsm_config) and TOKEN in repr(hsm_config)
