@@ -235,9 +235,11 @@ class FileKeyStore:
         with self._locked():
             self._cache = None
             doc = self._read()
-            change(doc)
-            _atomic_write(self._path, _encode(doc))
-            self._cache = self._empty = None
+            try:
+                change(doc)
+                _atomic_write(self._path, _encode(doc))
+            finally:  # the next read sees the file, never a half-changed cached document
+                self._cache = self._empty = None
         return doc
 
     @contextlib.contextmanager
