@@ -13,9 +13,10 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from cardsvc.errors import Conflict, InvalidRecord, NotFound
+from cardsvc.errors import Conflict, InvalidRecord, NotFound, RegistryError
 from cardsvc.logging import get_logger
 from cardsvc.registry import repo
 from cardsvc.registry.db import SessionFactory
@@ -47,8 +48,22 @@ REKEY_BATCH = 1000
 @contextmanager
 def transaction(sessions: SessionFactory) -> Iterator[Session]:
     """One session, one transaction: committed on success, rolled back on any exception."""
-    with sessions() as session, session.begin():
+    with database_errors(), sessions() as session, session.begin():
         yield session
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn the database driver's failures into registry errors (the CLI and API map those)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict("another change to the same member or organisation won the race",
+                       hint="run the command again") from exc
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else exc.__class__.__name__
+        raise RegistryError(f"database unavailable: {reason}",
+                            hint="check CARDSVC_DATABASE_URL and that the database is running") from exc
 
 
 class RegistryService:
@@ -65,7 +80,7 @@ class RegistryService:
     def import_members(self, path: Path, *, org_code: str | None = None, dry_run: bool = False,
                        progress: Progress | None = None) -> ImportReport:
         """Import a member list in one transaction (rolled back when ``dry_run``)."""
-        with self._sessions() as session:
+        with database_errors(), self._sessions() as session:
             transaction = session.begin()
             try:
                 report = import_members(session, self._cipher, path, org_code=org_code,

@@ -162,3 +162,25 @@ def test_consent_is_recorded_and_withdrawn(service: RegistryService, engine: Eng
     with Session(engine) as session:
         rows = {c.partner: c.withdrawn_at for c in session.exec(select(Consent)).scalars()}
     assert rows == {"HOTEL-01": clock(), "PARK-02": None}
+
+
+def test_database_failures_become_registry_errors(tmp_path, cipher: PiiCipher) -> None:
+    from cardsvc.errors import RegistryError
+    from cardsvc.registry.db import make_engine
+
+    engine = make_engine("postgresql+psycopg://nobody@/x?host=/nonexistent&port=1&connect_timeout=1")
+    service = RegistryService(session_factory(engine), cipher, clock=clock)
+    with pytest.raises(RegistryError, match="database unavailable") as info:
+        service.list_members()
+    assert "CARDSVC_DATABASE_URL" in info.value.diagnostics()
+
+
+def test_a_lost_race_is_a_conflict(service: RegistryService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cardsvc.registry import repo
+
+    service.create_member(ZHANG)
+    # Another clerk registered the same person between our check and our insert:
+    monkeypatch.setattr(repo, "find_member_by_index", lambda *_a, **_k: None)
+    with pytest.raises(Conflict, match="race"):
+        service.create_member(ZHANG)
+    assert len(service.list_members()) == 1
