@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from cardsvc.cli.keys import Pkcs11Module, Pkcs11Pin, Pkcs11Token, open_store, parse_duration
-from cardsvc.cli.output import console
+from cardsvc.cli.output import console, emit_json, emit_table
 from cardsvc.config import Settings, get_settings
-from cardsvc.credential import TrustAnchor, build_trust_bundle
+from cardsvc.credential import TrustAnchor, TrustBundle, build_trust_bundle
 from cardsvc.credential.keystore import signing_key
 from cardsvc.errors import ConfigError
 
@@ -81,3 +81,26 @@ def anchor(out: Annotated[Path, typer.Option("--out", help="COSE_Key file to wri
     key = signing_key(store.bundle_keys(), datetime.now(UTC))
     out.write_bytes(TrustAnchor.from_key(key).to_cose_key())
     console.print(f"wrote {out}: bundle key {key.kid.hex()} ({key.alg.label})")
+
+
+@app.command("show")
+def show(bundle: Annotated[Path, typer.Argument(help="trust bundle file")],
+         anchor_file: Annotated[Path, typer.Option("--anchor", help="trust anchor (COSE_Key)")],
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Verify a bundle against its anchor and print what it holds (no card numbers)."""
+    loaded = TrustBundle.load(bundle.read_bytes(), TrustAnchor.from_cose_key(anchor_file.read_bytes()))
+    now = datetime.now(UTC)
+    keys = [{"kid": k.kid.hex(), "alg": k.alg.label, "state": str(k.state),
+             "not_before": k.not_before.isoformat(),
+             "not_after": k.not_after.isoformat() if k.not_after else None} for k in loaded.keys]
+    summary: dict[str, object] = {
+        "sequence": loaded.sequence, "issuer": loaded.issuer,
+        "issued_at": loaded.issued_at.isoformat(), "expires_at": loaded.expires_at.isoformat(),
+        "fresh": loaded.is_fresh(now), "revoked_cards": len(loaded.revoked), "keys": keys,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    for name in ("sequence", "issuer", "issued_at", "expires_at", "fresh", "revoked_cards"):
+        console.print(f"{name}: {summary[name]}")
+    emit_table("issuer keys", ["kid", "alg", "state", "not_before", "not_after"], keys)

@@ -120,6 +120,15 @@ def test_verify_tampered_bundle_is_check_exit_13(initialised: Path) -> None:
     assert code == 13 and json.loads(out)["reason"] == "bundle_signature"
 
 
+def test_trust_show(initialised: Path) -> None:
+    code, out = _run("trust", "show", "bundle.cbor", "--anchor", "anchor.cose", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["fresh"] is True and data["issuer"] == "SZGH"
+    assert data["revoked_cards"] == 0 and [k["state"] for k in data["keys"]] == ["active"]
+    code, out = _run("trust", "show", "bundle.cbor", "--anchor", "anchor.cose")
+    assert code == 0 and "sequence" in out
+
+
 def test_verify_garbage_is_nok(initialised: Path) -> None:
     code, out = _run("verify", "HELLO", "--bundle", "bundle.cbor", "--anchor", "anchor.cose")
     assert code == 7 and "NOK" in out and "prefix" in out
