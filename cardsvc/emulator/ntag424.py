@@ -166,11 +166,15 @@ class Ntag424Card:
     def tear(self, apdu: bytes) -> None:
         before, ef = copy.deepcopy(self._nvm), self._ef
         self.process(apdu)
-        if apdu[:2] in (b"\x90\x8d", b"\x00\xd6") and len(apdu) > 5:
+        if apdu[:2] in (b"\x90\x8d", b"\x00\xd6"):
             try:
-                self._tear_write(before, CommandApdu.from_bytes(apdu), ef)
+                command = CommandApdu.from_bytes(apdu)
             except MalformedApdu:
+                command = None
+            if command is None or not command.data:
                 self._nvm = before  # the card rejected it: nothing was written
+            else:
+                self._tear_write(before, command, ef)
         self.power_on()
 
     def _tear_write(self, before: _Nvm, c: CommandApdu, ef: int | None) -> None:
