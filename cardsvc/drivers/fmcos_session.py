@@ -1,49 +1,33 @@
 """FMCOS command layer: builds each command with :class:`CommandApdu`, moves it over a
-:class:`CardConnection`, and is the ONE place where FMCOS status words become domain errors.
-
-Nothing above this module compares status words. Key material, cryptograms and challenges are
-never logged; the trace names the command and the status word only.
+:class:`CardConnection`, and judges every answer with :data:`FMCOS_SW` — the family's status-word
+table for the one shared checker in :mod:`cardsvc.drivers._sw`. Nothing above compares status
+words. Key material, cryptograms and challenges are never logged; the trace names the command and
+the status word only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cardsvc.apdu.model import SW_OK, CommandApdu, ResponseApdu
+from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto import fmcos as fc
-from cardsvc.errors import (
-    AccessDenied,
-    AuthenticationDelay,
-    CardIntegrityError,
-    CardStatusError,
-    FileNotFound,
-    WrongKey,
-)
-from cardsvc.logging import TRACE, get_logger
+from cardsvc.drivers._sw import Meaning, StatusTable, exchange
+from cardsvc.errors import CardIntegrityError
 from cardsvc.profiles.fmcos import DataFile, DfLayout, KeySlot
 from cardsvc.transport.base import CardConnection
-
-log = get_logger(__name__)
 
 _PROTECTION_FLAGS = {"none": 0x00, "mac": 0x80, "mac_enc": 0xC0}
 _PROTECTED_KEY = 0xC0  # key type flag: updates of this key must be ciphertext + MAC
 
 
-def raise_for_sw(sw: int, what: str, fid: str = "") -> None:
-    """Turn a non-9000 status word into the matching :mod:`cardsvc.errors` exception."""
-    if sw == SW_OK:
-        return
-    if sw & 0xFFF0 == 0x63C0:
-        raise WrongKey(f"{what}: authentication failed", sw=sw, attempts_left=sw & 0x0F)
-    if sw == 0x6983:
-        raise AuthenticationDelay(f"{what}: key locked after repeated failures", sw=sw)
-    if sw in (0x6A82, 0x6A88):
-        raise FileNotFound(f"{what}: not found on the card", sw=sw, fid=fid)
-    if sw == 0x6982:
-        raise AccessDenied(f"{what}: security status not satisfied", sw=sw)
-    if sw == 0x6988:
-        raise CardIntegrityError(f"{what}: the card rejected the line-protection MAC")
-    raise CardStatusError(f"{what}: unexpected answer", sw=sw)
+# FMCOS 2.0 manual status words (ISO/IEC 7816-4 meanings; 63Cx = wrong key, x tries left)
+FMCOS_SW = StatusTable({
+    0x9000: Meaning.ok,
+    0x6983: Meaning.delay,
+    0x6A82: Meaning.not_found, 0x6A88: Meaning.not_found,
+    0x6982: Meaning.denied,
+    0x6988: Meaning.integrity,
+}, retry_counter=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,22 +75,9 @@ class FmcosSession:
         self.cs = cs
 
     def run(self, apdu: CommandApdu, what: str, fid: str = "") -> bytes:
-        response = self._exchange(apdu)
-        log.log(TRACE, "%s -> %04X", what, response.sw)
-        raise_for_sw(response.sw, what, fid)
+        response = exchange(self.conn, apdu, what)
+        FMCOS_SW.check(response.sw, what, fid=fid)
         return response.data
-
-    def _exchange(self, apdu: CommandApdu) -> ResponseApdu:
-        response = ResponseApdu.from_bytes(self.conn.transmit(apdu.to_bytes()))
-        if response.sw1 == 0x6C:  # wrong Le: the card tells the right one
-            retry = CommandApdu(apdu.cla, apdu.ins, apdu.p1, apdu.p2, apdu.data, response.sw2 or 256)
-            response = ResponseApdu.from_bytes(self.conn.transmit(retry.to_bytes()))
-        data = response.data
-        while response.sw1 == 0x61:  # more data: GET RESPONSE
-            more = CommandApdu(0x00, 0xC0, 0, 0, le=response.sw2 or 256)
-            response = ResponseApdu.from_bytes(self.conn.transmit(more.to_bytes()))
-            data += response.data
-        return ResponseApdu(data, response.sw)
 
     # --- selection and reading (free commands) ---------------------------------------------------
 
@@ -127,7 +98,11 @@ class FmcosSession:
     # --- authentication --------------------------------------------------------------------------
 
     def challenge(self, length: int) -> bytes:
-        return self.run(CommandApdu(0x00, 0x84, 0x00, 0x00, le=length), "GET CHALLENGE")
+        """A fresh card challenge of exactly ``length`` bytes (a short one would waste a try)."""
+        challenge = self.run(CommandApdu(0x00, 0x84, 0x00, 0x00, le=length), "GET CHALLENGE")
+        if len(challenge) != length:
+            raise CardIntegrityError(f"GET CHALLENGE answered {len(challenge)} bytes, not {length}")
+        return challenge
 
     def external_auth(self, key_id: int, key: bytes, what: str) -> None:
         challenge = self.challenge(8)

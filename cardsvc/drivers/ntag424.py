@@ -10,7 +10,7 @@ very last command, so every earlier step can be redone after a tear):
 5. check what a verifier will check — data_read key reads file 03, a SUN read verifies with the
    SDM keys — and only then 6. ChangeKey slot 0: the point of no return.
 
-Status words become errors in :meth:`Ntag424Driver._status` only; nothing above compares SWs.
+Status words become errors through :data:`NTAG424_SW` only; nothing above compares SWs.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cardsvc.apdu import CommandApdu, ResponseApdu, get_response, retry_wrong_le
+from cardsvc.apdu import CommandApdu
 from cardsvc.cardcrypto import sun
 from cardsvc.cardcrypto.ev2 import CommMode, Ev2Authenticator, SecureMessaging, change_key_data
+from cardsvc.drivers._sw import Meaning, StatusTable, exchange
 from cardsvc.drivers.base import (
     CardProof,
     CardReadout,
@@ -34,13 +35,9 @@ from cardsvc.drivers.base import (
     StatusReport,
 )
 from cardsvc.errors import (
-    AccessDenied,
-    AuthenticationDelay,
     CardIntegrityError,
     CardSpoiled,
-    CardStatusError,
     ConfigError,
-    FileNotFound,
     MalformedCredential,
     UnknownCard,
     WrongKey,
@@ -65,9 +62,16 @@ Rng = Callable[[int], bytes]
 FACTORY_KEY = bytes(16)
 RECORD_MAGIC = b"CR\x01"
 URI_PREFIXES = ((b"https://", 4), (b"http://", 3))
-_OK = (0x9000, 0x9100)
-_MORE = 0x91AF
 _FRAME = 128
+
+# NT4H2421Gx §10.2 (native status codes, ISO-wrapped as 91xx) and ISO/IEC 7816-4 for 6Axx/69xx
+NTAG424_SW = StatusTable({
+    0x9000: Meaning.ok, 0x9100: Meaning.ok, 0x91AF: Meaning.more,
+    0x91AE: Meaning.wrong_key, 0x91AD: Meaning.delay,
+    0x6A82: Meaning.not_found, 0x91F0: Meaning.not_found, 0x9140: Meaning.not_found,
+    0x6982: Meaning.denied, 0x919D: Meaning.denied,
+    0x911E: Meaning.integrity,
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,28 +91,13 @@ class Ntag424Driver:
         self.cfg: Ntag424Config = profile.config
         self._rng: Rng = rng or os.urandom
 
-    # --- the one place status words become errors -----------------------------------------
+    # --- moving bytes; status words become errors in drivers._sw only ------------------------
 
     def _transmit(self, conn: CardConnection, apdu: CommandApdu, what: str, *,
                   more: bool = False) -> tuple[bytes, int]:
-        send = get_response(retry_wrong_le(conn.transmit))  # 61xx / 6Cxx, should a reader use them
-        response = ResponseApdu.from_bytes(send(apdu.to_bytes()))
-        if response.sw in _OK or (more and response.sw == _MORE):
-            return response.data, response.sw
-        raise self._status(response.sw, what)
-
-    def _status(self, sw: int, what: str) -> Exception:
-        if sw == 0x91AE:
-            return WrongKey(f"{what}: authentication failed", sw=sw)
-        if sw == 0x91AD:
-            return AuthenticationDelay(f"{what}: card imposes an authentication delay", sw=sw)
-        if sw in (0x6A82, 0x91F0, 0x9140):
-            return FileNotFound(f"{what}: no such file, application or key", sw=sw)
-        if sw in (0x6982, 0x919D):
-            return AccessDenied(f"{what}: access denied", sw=sw)
-        if sw == 0x911E:
-            return CardIntegrityError(f"{what}: the card rejected our MAC or cryptogram (SW {sw:04X})")
-        return CardStatusError(f"{what}: unexpected status", sw=sw)
+        response = exchange(conn, apdu, what)
+        NTAG424_SW.check(response.sw, what, more=more)
+        return response.data, response.sw
 
     def _native(self, conn: CardConnection, ins: int, data: bytes, what: str, *,
                 more: bool = False) -> tuple[bytes, int]:

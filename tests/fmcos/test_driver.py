@@ -12,7 +12,7 @@ from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto.fmcos import TDES, auth_cryptogram, suite, verify_internal_auth
 from cardsvc.drivers.base import CardState, MasterKeys, PersonalisationPlan, driver_for
 from cardsvc.drivers.fmcos import FmcosDriver, Stage, decode_marker, encode_marker
-from cardsvc.drivers.fmcos_session import FmcosSession, raise_for_sw
+from cardsvc.drivers.fmcos_session import FMCOS_SW, FmcosSession
 from cardsvc.emulator.fmcos import FACTORY_KEY, FmcosCard
 from cardsvc.errors import (
     AccessDenied,
@@ -246,13 +246,17 @@ def test_marker_codec() -> None:
 
 
 def test_session_follows_61xx_and_6cxx() -> None:
+    # the shared processors (cardsvc.apdu) follow both; the reader's FF CA only ever sees 6Cxx
     script = [
         (H("FFCA000000"), H("6C04")),
-        (H("FFCA000004"), H("A1B26102")),
-        (H("00C0000002"), H("C3D49000")),
+        (H("FFCA000004"), UID + H("9000")),
+        (H("00B0000003"), H("02FD6102")),
+        (H("00C0000002"), H("01009000")),
     ]
     conn = ScriptedConnection(script)
-    assert FmcosSession(conn, TDES).uid() == UID
+    session = FmcosSession(conn, TDES)
+    assert session.uid() == UID
+    assert session.read_binary(3, "status") == H("02FD0100")
     conn.assert_done()
 
 
@@ -322,9 +326,9 @@ def test_encrypted_credential_file_variant(profile: Profile) -> None:
 def test_one_table_turns_status_words_into_errors(sw: int, error: type[Exception],
                                                   check: Callable[[Any], bool]) -> None:
     with pytest.raises(error) as caught:
-        raise_for_sw(sw, "SELECT application", "1001")
+        FMCOS_SW.check(sw, "SELECT application", fid="1001")
     assert check(caught.value)
-    raise_for_sw(0x9000, "anything")  # success raises nothing
+    FMCOS_SW.check(0x9000, "anything")  # success raises nothing
 
 
 def test_trace_never_shows_keys_or_cryptograms(driver: FmcosDriver, card: FmcosCard,
