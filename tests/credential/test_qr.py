@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -74,6 +75,31 @@ def test_png_size_fits_a_cr80_card(longest_text: str) -> None:
     assert image.size[0] == image.size[1] == modules * 4  # 4 dots per module at 300 dpi
     assert image.size[0] / 300 * 25.4 <= 20.0  # never larger than asked
     assert round(image.info["dpi"][0]) == 300
+
+
+def _rasterise_segno_svg(svg: str, dots: int = 8) -> Image.Image:
+    """Draw segno's single-path SVG ("M x y", "m dx dy", "h n" runs on module centre lines)."""
+    path = re.search(r' d="([^"]+)"', svg)
+    scale = re.search(r'scale\(([0-9.]+)\)', svg)
+    width = re.search(r'viewBox="0 0 ([0-9.]+)', svg)
+    assert path and scale and width
+    modules = round(float(width[1]) / float(scale[1]))
+    image = Image.new("1", (modules * dots, modules * dots), 1)
+    x = y = 0.0
+    for command, numbers in re.findall(r"([MmHh])([-0-9. ]+)", path[1]):
+        values = [float(v) for v in numbers.split()]
+        if command in "Mm":
+            x, y = (values[0], values[1]) if command == "M" else (x + values[0], y + values[1])
+        else:
+            row = int(y - 0.5)
+            image.paste(0, (int(x) * dots, row * dots, int(x + values[0]) * dots, (row + 1) * dots))
+            x += values[0]
+    return image
+
+
+def test_svg_decodes_with_zxing(longest_text: str) -> None:
+    image = _rasterise_segno_svg(render_qr_svg(longest_text))
+    assert [b.text for b in zxingcpp.read_barcodes(image)] == [longest_text]
 
 
 def test_svg_has_physical_size(longest_text: str) -> None:
