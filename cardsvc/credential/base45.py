@@ -6,8 +6,6 @@ sits on the offline verifier's hot path.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from cardsvc.errors import MalformedCredential
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -45,9 +43,11 @@ def b45decode(text: str) -> bytes:
     if _INVALID in values:
         raise _bad("character outside the base45 alphabet")
     whole, rest = divmod(len(values), 3)
+    if rest == 0:
+        return _triples(values, whole)
     if rest == 1:
         raise _bad("base45 length leaves a single character")
-    return _triples(values[: whole * 3], whole) + _tail(values[whole * 3 :])
+    return _triples(values[:-2], whole) + _tail(values[-2:])
 
 
 def _triples(values: bytes, count: int) -> bytes:
@@ -58,7 +58,7 @@ def _triples(values: bytes, count: int) -> bytes:
     slots) yields every group's value in its own slot; a non-zero top byte means a value > 65535.
     """
     number = int.from_bytes(values, "big")
-    low = _low_byte_mask(count)
+    low = _LOW_BYTE_MASKS.get(count) or _low_byte_mask(count)
     slots = ((number >> 16) & low) + 45 * ((number >> 8) & low) + 2025 * (number & low)
     words = slots.to_bytes(3 * count, "big")
     if words[0::3].count(0) != count:
@@ -69,14 +69,14 @@ def _triples(values: bytes, count: int) -> bytes:
     return bytes(out)
 
 
-@lru_cache(maxsize=128)
 def _low_byte_mask(count: int) -> int:
     return int.from_bytes(b"\x00\x00\xff" * count, "big")
 
 
+_LOW_BYTE_MASKS = {count: _low_byte_mask(count) for count in range(1, 257)}  # QR-sized inputs
+
+
 def _tail(values: bytes) -> bytes:
-    if not values:
-        return b""
     value = values[0] + 45 * values[1]
     if value > 0xFF:
         raise _bad("base45 final pair above 255")
