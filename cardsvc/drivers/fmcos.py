@@ -222,7 +222,10 @@ class FmcosDriver:
             session.select_fid(self.config.file("status").fid, "status file")
         except FileNotFound:
             return Stage.building, 0
-        return decode_marker(session.read_binary(MARKER_SIZE, "status"))
+        raw = session.read_binary(MARKER_SIZE, "status")
+        if len(raw) != MARKER_SIZE:
+            raise CardIntegrityError(f"status marker read returned {len(raw)} bytes, not {MARKER_SIZE}")
+        return decode_marker(raw)
 
     def _current_stage(self, session: FmcosSession) -> tuple[Stage | None, int]:
         if not self._select_application(session):

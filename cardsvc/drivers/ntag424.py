@@ -135,7 +135,7 @@ class Ntag424Driver:
         self._select_app(conn)
         uid = self.read_uid(conn)
         self._identify(conn)
-        versions = tuple(self._native(conn, 0x64, bytes((n,)), "GetKeyVersion")[0][0] for n in range(5))
+        versions = tuple(self._key_version(conn, n) for n in range(5))
         settings = {}
         for spec in self.cfg.files.values():
             raw, _ = self._native(conn, 0xF5, bytes((spec.number,)), "GetFileSettings")
@@ -144,6 +144,12 @@ class Ntag424Driver:
             except ValueError as exc:
                 raise CardIntegrityError(f"file {spec.number:02X} settings unreadable") from exc
         return _Probe(uid, versions, settings)
+
+    def _key_version(self, conn: CardConnection, key_no: int) -> int:
+        raw, _ = self._native(conn, 0x64, bytes((key_no,)), "GetKeyVersion")
+        if len(raw) != 1:
+            raise CardIntegrityError(f"GetKeyVersion {key_no} answered {len(raw)} bytes, not 1")
+        return raw[0]
 
     def status(self, conn: CardConnection, master_keys: MasterKeys | None = None) -> StatusReport:
         """Classify the card with free commands only (never a trial authentication)."""
@@ -259,12 +265,17 @@ class Ntag424Driver:
 
     def _check_before_commit(self, conn: CardConnection, keys: list[bytes], plan: PersonalisationPlan,
                              uid: bytes) -> None:
+        """Read as a verifier would. A refused key or a SUN made with other keys spoils the card;
+        a garbled answer (bad response MAC) stays a retryable CardIntegrityError: key 0 is factory."""
         try:
             stored = self._read_protected(conn, keys)
-            record = self._read_record(conn)
-            self._verify_sun(conn, keys, uid)
-        except (WrongKey, CardIntegrityError) as exc:
+        except WrongKey as exc:
             raise CardSpoiled(f"card keys do not match the plan before commit: {exc.message}") from exc
+        record = self._read_record(conn)
+        try:
+            self._verify_sun(conn, keys, uid)
+        except CardIntegrityError as exc:
+            raise CardSpoiled(f"SUN keys do not match the plan before commit: {exc.message}") from exc
         same = record == (plan.card_number, len(plan.credential))
         if not same or not hmac.compare_digest(stored[: len(plan.credential)], plan.credential):
             raise CardSpoiled("card number or credential read back differs from what was written")
@@ -386,7 +397,7 @@ class Ntag424Driver:
         if not 5 < length <= ndef.size - 2:
             raise CardIntegrityError("NDEF file holds no URI record")
         message, _ = self._transmit(conn, CommandApdu(0x00, 0xB0, 0, 2, le=length), "read NDEF")
-        if message[:2] != b"\xd1\x01" or message[3:4] != b"U" or len(message) != 4 + message[2]:
+        if message[:2] != b"\xd1\x01" or message[3:4] != b"U" or not 0 < message[2] == len(message) - 4:
             raise CardIntegrityError("NDEF message is not a single URI record")
         prefix = next((p for p, c in URI_PREFIXES if c == message[4]), b"")
         return prefix + message[5:]

@@ -417,7 +417,7 @@ class Ntag424Card:
         header, _ = self._open(c, CommMode.mac if mode is CommMode.full else mode)
         offset, length = _range(header)
         length = length or file.settings.size - offset
-        if offset + length > file.settings.size:
+        if offset >= file.settings.size or offset + length > file.settings.size:
             raise _Reject(BOUNDARY)
         content = self._mirrored(header[0]) if granted == "free" else bytes(file.data)
         return self._reply(content[offset : offset + length], mode)
