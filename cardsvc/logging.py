@@ -14,8 +14,9 @@ TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
 # 17 digits + digit/X (citizen ID, residence permits) and 11-digit mainland mobile numbers.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+# ``\d`` matches full-width digits too (Excel exports them); the check character may be a full-width X.
+_ID_NUMBER = re.compile(r"(?<![\dA-Za-z])\d{17}[\dXxＸｘ](?![\dA-Za-zＡ-Ｚａ-ｚ])")
+_PHONE = re.compile(r"(?<![\dA-Za-z])[1１][3-9３-９]\d{9}(?![\dA-Za-zＡ-Ｚａ-ｚ])")
 
 
 def redact(text: str) -> str:

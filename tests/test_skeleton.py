@@ -65,3 +65,11 @@ def test_redacting_filter_rewrites_records() -> None:
                                None)
     assert RedactingFilter().filter(record)
     assert "110105194912310021" not in record.getMessage()
+
+
+def test_redaction_handles_full_width_forms_from_excel() -> None:
+    full_width_id = "１１０１０５１９４９１２３１００２Ｘ"
+    full_width_phone = "１３８００１３８０００"
+    cleaned = redact(f"a {full_width_id} b {full_width_phone} c")
+    assert full_width_id not in cleaned and full_width_phone not in cleaned
+    assert "[ID-REDACTED]" in cleaned and "[PHONE-REDACTED]" in cleaned
