@@ -8,7 +8,7 @@ once per process, at the first ``SCardEstablishContext``). It points at a stable
 aim at ``/proc/<pcscd pid>/root/run/pcscd/pcscd.comm`` — so a restarted daemon is reachable at the
 same name by a process that has already cached it.
 
-Needs root (mount namespaces), ``unshare`` (util-linux), ``pcscd`` and vsmartcard's
+Needs root (mount namespaces), ``unshare`` and ``setpriv`` (util-linux), ``pcscd`` and vsmartcard's
 ``libifdvpcd.so``. :func:`check_prerequisites` says exactly which one is missing.
 """
 
@@ -55,7 +55,7 @@ def check_prerequisites() -> None:
     missing = []
     if os.geteuid() != 0:
         missing.append("root privileges (needed for a private mount namespace)")
-    for tool in ("unshare", "mount"):
+    for tool in ("unshare", "mount", "setpriv"):
         if shutil.which(tool) is None:
             missing.append(f"`{tool}` (util-linux)")
     if _pcscd_binary() is None:
@@ -141,7 +141,10 @@ class PrivatePcscd:
         pcscd = _pcscd_binary() or "pcscd"
         script = ("mkdir -p /run/pcscd && mount -t tmpfs -o mode=0755 tmpfs /run/pcscd && "
                   f'exec "{pcscd}" --foreground --error -c "{self.workdir / "reader.conf.d"}"')
-        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
+        # --pdeathsig: pcscd gets SIGTERM when the thread that started it dies, so a killed test
+        # run or emulator never leaves a private pcscd behind (start it from a long-lived thread).
+        return ["setpriv", "--pdeathsig", "TERM", "unshare", "-m", "--propagation", "private",
+                "sh", "-c", script]
 
     def _write_config(self) -> None:
         confdir = self.workdir / "reader.conf.d"
