@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cardsvc.apdu import chain_commands, get_response, retry_wrong_le, standard_processors
 from cardsvc.errors import MalformedApdu, TransportError
@@ -115,3 +117,18 @@ def test_scripted_mismatch_is_a_transport_error() -> None:
     conn = ScriptedConnection([(H("00B0000000"), H("9000"))])
     with pytest.raises(TransportError, match="expected 00B0000000, got 00B0000001"):
         standard_processors(conn.transmit)(H("00B0000001"))
+
+
+@given(data=st.binary(min_size=1, max_size=700), chunk=st.integers(min_value=1, max_value=256))
+def test_get_response_reassembles_any_chunking(data: bytes, chunk: int) -> None:
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    script = []
+    command = H("00CA000000")
+    for index, piece in enumerate(pieces):
+        remaining = len(data) - sum(len(p) for p in pieces[: index + 1])
+        sw = H("9000") if remaining == 0 else bytes((0x61, min(remaining, 256) % 256))
+        script.append((command, piece + sw))
+        command = H("00C00000") + bytes((min(remaining, 256) % 256,))
+    conn = ScriptedConnection(script)
+    assert get_response(conn.transmit)(H("00CA000000")) == data + H("9000")
+    conn.assert_done()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cardsvc.emulator.echo import ECHO_ATR, EchoCard
 from cardsvc.emulator.images import image_path, load_image, save_image
 from cardsvc.emulator.runtime import Faults, Slot
 from cardsvc.errors import CardRemoved, CardTimeout, NoCard, ReaderUnavailable, TransportError
+from cardsvc.logging import TRACE
 from cardsvc.transport import pcsc
 
 pytestmark = pytest.mark.pcsc
@@ -152,3 +154,28 @@ def test_failed_exchange_with_card_still_present_is_transport_error(pcsc_stack) 
     conn.close()
     with pytest.raises(TransportError, match="closed"):
         conn.transmit(GET_UID)
+
+
+def test_exclusive_connection_blocks_a_second_one(pcsc_stack) -> None:
+    stack = pcsc_stack(1)
+    stack.emulate([[EchoCard.blank()]])
+    with pcsc.connect(stack.reader_names[0], exclusive=True) as first:
+        with pytest.raises(TransportError, match="SHARING_VIOLATION"):
+            pcsc.connect(stack.reader_names[0])
+        assert first.transmit(GET_UID)[-2:] == b"\x90\x00"
+    with pcsc.connect(stack.reader_names[0]) as again:
+        assert again.transmit(GET_UID)[-2:] == b"\x90\x00"
+
+
+def test_apdu_trace_through_pcsc_redacts_keys(pcsc_stack, caplog: pytest.LogCaptureFixture) -> None:
+    stack = pcsc_stack(1)
+    stack.emulate([[EchoCard.blank()]])
+    key = bytes(range(0xA0, 0xB0))
+    with caplog.at_level(TRACE, logger="cardsvc.transport.apdu"), \
+            pcsc.connect(stack.reader_names[0]) as conn:
+        conn.transmit(bytes.fromhex("90C4000011") + b"\x01" + key)  # echo card answers data ‖ 9000
+    sent = [r.getMessage() for r in caplog.records if " > " in r.getMessage()]
+    answered = [r.getMessage() for r in caplog.records if " < " in r.getMessage()]
+    assert sent == [f"{stack.reader_names[0]} > 90C4000011 [redacted 17 bytes] (ChangeKey)"]
+    # the echo card sends the key back; a real ChangeKey answer is only a MAC, which is not secret
+    assert re.search(r" < [0-9A-F]*9000 \(\d+ us\)$", answered[0])
