@@ -9,6 +9,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from cardsvc.cardcrypto.padding import pad_method2, unpad_method2
 from cardsvc.errors import CryptoError
 
 BLOCK = 16
@@ -27,36 +28,32 @@ def _check_blocks(data: bytes) -> None:
         raise CryptoError(f"data must be a multiple of {BLOCK} bytes, got {len(data)}")
 
 
-def ecb_encrypt(key: bytes, data: bytes) -> bytes:
-    """AES-128-ECB encryption of whole blocks (used for single-block derivations)."""
+def _apply(key: bytes, mode: modes.ECB | modes.CBC, data: bytes, *, encrypt: bool) -> bytes:
     check_key(key)
     _check_blocks(data)
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - one-block primitive
-    return enc.update(data) + enc.finalize()
+    cipher = Cipher(algorithms.AES(key), mode)
+    context = cipher.encryptor() if encrypt else cipher.decryptor()
+    return context.update(data) + context.finalize()
+
+
+def ecb_encrypt(key: bytes, data: bytes) -> bytes:
+    """AES-128-ECB encryption of whole blocks (used for single-block derivations)."""
+    return _apply(key, modes.ECB(), data, encrypt=True)  # noqa: S305 - one-block primitive
 
 
 def ecb_decrypt(key: bytes, data: bytes) -> bytes:
-    check_key(key)
-    _check_blocks(data)
-    dec = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305 - one-block primitive
-    return dec.update(data) + dec.finalize()
+    return _apply(key, modes.ECB(), data, encrypt=False)  # noqa: S305 - one-block primitive
 
 
 def cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     """AES-128-CBC encryption without padding (callers pad with :func:`pad_m2`)."""
-    check_key(key)
-    _check_blocks(data)
     _check_iv(iv)
-    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _apply(key, modes.CBC(iv), data, encrypt=True)
 
 
 def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
-    check_key(key)
-    _check_blocks(data)
     _check_iv(iv)
-    dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _apply(key, modes.CBC(iv), data, encrypt=False)
 
 
 def _check_iv(iv: bytes) -> None:
@@ -85,19 +82,13 @@ def cmac_t(key: bytes, data: bytes) -> bytes:
 
 
 def pad_m2(data: bytes, block: int = BLOCK) -> bytes:
-    """ISO/IEC 9797-1 padding method 2: append ``80`` then zeros to a whole block (always pads)."""
-    padded = data + b"\x80"
-    return padded + bytes(-len(padded) % block)
+    """ISO/IEC 9797-1 padding method 2 to AES blocks (see :mod:`cardsvc.cardcrypto.padding`)."""
+    return pad_method2(data, block)
 
 
 def unpad_m2(data: bytes, block: int = BLOCK) -> bytes:
-    """Remove method-2 padding; raises :class:`CryptoError` when the padding is not well formed."""
-    if not data or len(data) % block:
-        raise CryptoError("padded data must be a non-empty multiple of the block size")
-    stripped = data.rstrip(b"\x00")
-    if not stripped or stripped[-1] != 0x80 or len(data) - len(stripped) >= block:
-        raise CryptoError("ISO/IEC 9797-1 method 2 padding not found")
-    return stripped[:-1]
+    """Remove method-2 padding; :class:`CryptoError` when it is not well formed."""
+    return unpad_method2(data, block)
 
 
 def cmac_subkeys(encrypt_block: bytes, rb: int = _RB) -> tuple[bytes, bytes]:

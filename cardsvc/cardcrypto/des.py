@@ -39,32 +39,27 @@ def _check_iv(iv: bytes) -> None:
         raise CryptoError(f"IV must be {BLOCK} bytes, got {len(iv)}")
 
 
-def _algorithm(key: bytes) -> TripleDES:
-    return TripleDES(expand_key(key))
+def _apply(key: bytes, mode: modes.ECB | modes.CBC, data: bytes, *, encrypt: bool) -> bytes:
+    _check_blocks(data)
+    cipher = Cipher(TripleDES(expand_key(key)), mode)
+    context = cipher.encryptor() if encrypt else cipher.decryptor()
+    return context.update(data) + context.finalize()
 
 
 def ecb_encrypt(key: bytes, data: bytes) -> bytes:
     """Encrypt whole blocks independently (card cryptograms are one block)."""
-    _check_blocks(data)
-    enc = Cipher(_algorithm(key), modes.ECB()).encryptor()  # noqa: S305 - block primitive for card protocols
-    return enc.update(data) + enc.finalize()
+    return _apply(key, modes.ECB(), data, encrypt=True)  # noqa: S305 - block primitive for card protocols
 
 
 def ecb_decrypt(key: bytes, data: bytes) -> bytes:
-    _check_blocks(data)
-    dec = Cipher(_algorithm(key), modes.ECB()).decryptor()  # noqa: S305 - block primitive for card protocols
-    return dec.update(data) + dec.finalize()
+    return _apply(key, modes.ECB(), data, encrypt=False)  # noqa: S305 - block primitive for card protocols
 
 
 def cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
-    _check_blocks(data)
     _check_iv(iv)
-    enc = Cipher(_algorithm(key), modes.CBC(iv)).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _apply(key, modes.CBC(iv), data, encrypt=True)
 
 
 def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
-    _check_blocks(data)
     _check_iv(iv)
-    dec = Cipher(_algorithm(key), modes.CBC(iv)).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _apply(key, modes.CBC(iv), data, encrypt=False)

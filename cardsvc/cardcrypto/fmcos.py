@@ -19,6 +19,7 @@ from typing import Protocol
 
 from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto import des, retail_mac
+from cardsvc.cardcrypto.padding import pad_method2
 from cardsvc.cardcrypto.sm4 import SM4
 from cardsvc.errors import CardIntegrityError, CryptoError
 
@@ -162,7 +163,7 @@ def encrypt_line(cs: BlockCipherSuite, key: bytes, plaintext: bytes) -> bytes:
         raise CryptoError(f"line encryption takes at most 255 bytes, got {len(plaintext)}")
     block = bytes((len(plaintext),)) + plaintext
     if len(block) % cs.block_size:
-        block = retail_mac.pad_method2(block, cs.block_size)
+        block = pad_method2(block, cs.block_size)
     return cs.encrypt(key, block)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from cardsvc.cardcrypto.retail_mac import pad_method2
+from cardsvc.cardcrypto.padding import pad_method2
 from cardsvc.errors import CryptoError
 
 BLOCK = 16

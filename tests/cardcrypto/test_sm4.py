@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from cardsvc.cardcrypto import sm4
 from cardsvc.cardcrypto.fmcos import auth_cryptogram, line_mac, suite
-from cardsvc.cardcrypto.retail_mac import pad_method2
+from cardsvc.cardcrypto.padding import pad_method2
 from cardsvc.errors import CryptoError
 
 H = bytes.fromhex
