@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from cardsvc.apdu import CommandApdu, ResponseApdu, get_response, retry_wrong_le
+from cardsvc.apdu import CommandApdu, ResponseApdu, Transmit, get_response, retry_wrong_le
 from cardsvc.errors import (
     AccessDenied,
     AuthenticationDelay,
@@ -29,6 +29,7 @@ from cardsvc.transport.base import CardConnection
 log = get_logger(__name__)
 
 _RETRY_COUNTER = 0x63C0  # ISO/IEC 7816-4: 63Cx, verification failed, x tries left
+_FOLLOW_UP = (0x61, 0x6C)  # SW1 of "more data: GET RESPONSE" and "wrong Le: resend with Le = SW2"
 
 
 class Meaning(Enum):
@@ -45,10 +46,23 @@ class Meaning(Enum):
 
 def exchange(conn: CardConnection, apdu: CommandApdu, what: str) -> ResponseApdu:
     """Send ``apdu``, following 61xx/6Cxx, and return the whole response."""
-    send = get_response(retry_wrong_le(conn.transmit))
-    response = ResponseApdu.from_bytes(send(apdu.to_bytes()))
+    command = apdu.to_bytes()
+    raw = conn.transmit(command)
+    if len(raw) >= 2 and raw[-2] in _FOLLOW_UP:  # rare: the ISO processors finish the exchange
+        raw = get_response(retry_wrong_le(_answered(raw, conn.transmit)))(command)
+    response = ResponseApdu.from_bytes(raw)
     log.log(TRACE, "%s -> %04X", what, response.sw)
     return response
+
+
+def _answered(first: bytes, transmit: Transmit) -> Transmit:
+    """A transmit whose first call returns the answer already received, then asks the card."""
+    pending = [first]
+
+    def send(apdu: bytes) -> bytes:
+        return pending.pop() if pending else transmit(apdu)
+
+    return send
 
 
 @dataclass(frozen=True, slots=True)

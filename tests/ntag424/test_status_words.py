@@ -67,3 +67,19 @@ def test_exchange_traces_name_and_sw_only(caplog: pytest.LogCaptureFixture) -> N
     assert ours == ["authenticate key 0 -> 9100"]
     assert all(r.levelno == TRACE for r in caplog.records)
     assert secret.hex().upper() not in caplog.text.upper()
+
+
+def test_exchange_follows_61xx_and_6cxx_for_native_commands() -> None:
+    # a reader that splits a long answer (61xx) and one that wants the exact Le (6Cxx)
+    conn = ScriptedConnection([
+        (H("9060000000"), H("0404023061 07")),
+        (H("00C0000007"), H("00110591AF")),
+        (H("90AD0000070200000002000000"), H("6C02")),
+        (H("90AD0000070200000002000002"), H("00179100")),
+    ])
+    first = exchange(conn, CommandApdu(0x90, 0x60, le=256), "GetVersion")
+    assert (first.data, first.sw) == (H("04040230001105"), 0x91AF)
+    command = CommandApdu(0x90, 0xAD, data=H("02000000020000"), le=256)
+    second = exchange(conn, command, "ReadData")
+    assert (second.data, second.sw) == (H("0017"), 0x9100)
+    conn.assert_done()
