@@ -34,6 +34,7 @@ from cardsvc.errors import (
 )
 from cardsvc.transport import trace
 from cardsvc.transport.base import ReaderInfo
+from cardsvc.transport.worker import CallWorker
 
 _log = logging.getLogger(__name__)
 
@@ -273,35 +274,6 @@ def _card_atr(handle: Any) -> bytes:
     return bytes(atr)
 
 
-class _Worker:
-    """One daemon thread that runs the connection's blocking PC/SC calls, one at a time."""
-
-    def __init__(self, name: str) -> None:
-        self._requests: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name=name, daemon=True).start()
-
-    def _run(self) -> None:
-        while (job := self._requests.get()) is not None:
-            try:
-                self._results.put((True, job()))
-            except BaseException as exc:  # handed back to the caller thread, re-raised there
-                self._results.put((False, exc))
-
-    def call(self, job: Callable[[], Any], timeout_s: float) -> Any:
-        self._requests.put(job)
-        ok, value = self._results.get(timeout=timeout_s)
-        if not ok:
-            raise value
-        return value
-
-    def submit(self, job: Callable[[], Any]) -> None:
-        self._requests.put(job)
-
-    def stop(self) -> None:
-        self._requests.put(None)
-
-
 class PcscConnection:
     """An open PC/SC card handle; implements :class:`~cardsvc.transport.base.CardConnection`."""
 
@@ -313,7 +285,7 @@ class PcscConnection:
         self._reader = reader
         self._atr = atr
         self._timeout_s = timeout_s
-        self._worker = _Worker(f"pcsc:{reader}")
+        self._worker = CallWorker(f"pcsc:{reader}")
         self._dead: TransportError | None = None  # the failure that ended this connection
         self._closed = False
 
