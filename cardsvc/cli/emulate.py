@@ -51,7 +51,8 @@ def emulate_command(
     settings = get_settings()
     chosen = _profile(load_profiles(settings.effective_profiles_dir), profile)
     plan = EmulationPlan(readers=readers, state_dir=state_dir or settings.data_dir / "cards",
-                         feed=feed, faults=Faults(tear_after, mute_after), load=tuple(load or ()))
+                         feed=feed, faults=Faults(tear_after, mute_after), load=tuple(load or ()),
+                         family=chosen.family)
     pcscd = new_private_pcscd(readers) if private_pcscd else None
     if pcscd is not None:
         pcscd.start()

@@ -17,6 +17,7 @@ from cardsvc.emulator.base import VirtualCard, VirtualCardFactory
 from cardsvc.emulator.images import image_path, load_image, save_image
 from cardsvc.emulator.runtime import Emulator, Faults, RemovedCallback, Slot
 from cardsvc.emulator.vpcd import DEFAULT_HOST
+from cardsvc.errors import ProfileError
 
 _log = logging.getLogger(__name__)
 
@@ -28,12 +29,17 @@ class EmulationPlan:
     feed: int | None = None
     faults: Faults = field(default_factory=Faults)
     load: tuple[Path, ...] = ()
+    family: str | None = None  # when set, loaded images must be of this family
 
 
 def queued_cards(factory: VirtualCardFactory, plan: EmulationPlan) -> list[list[VirtualCard]]:
     queues: list[list[VirtualCard]] = [[] for _ in range(plan.readers)]
     for k, path in enumerate(plan.load):
-        queues[k % plan.readers].append(load_image(path))
+        card = load_image(path)
+        if plan.family is not None and card.family != plan.family:
+            raise ProfileError(f"card image holds a {card.family!r} card; the profile family is "
+                               f"{plan.family!r}", file=str(path), field="family")
+        queues[k % plan.readers].append(card)
     for queue in queues:
         blanks = plan.feed if plan.feed is not None else (0 if queue else 1)
         queue.extend(factory.blank() for _ in range(blanks))

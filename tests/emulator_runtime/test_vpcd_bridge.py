@@ -14,6 +14,7 @@ from cardsvc.emulator.echo import ECHO_ATR, EchoCard
 from cardsvc.emulator.images import image_path, save_image
 from cardsvc.emulator.runtime import Faults, Slot
 from cardsvc.emulator.session import EmulationPlan, build_emulator, queued_cards
+from cardsvc.errors import ProfileError
 
 
 class FakeReader:
@@ -192,3 +193,10 @@ def test_session_plan_distributes_images_then_blanks(tmp_path: Path) -> None:
     assert [len(q) for q in fed] == [5, 4]
     emulator = build_emulator(EchoCard, plan, [1, 2, 3])
     assert [s.port for s in emulator.slots] == [1, 2] and not emulator.slots[0].feed
+
+
+def test_session_refuses_images_of_another_family(tmp_path: Path) -> None:
+    saved = save_image(EchoCard.blank(), image_path(tmp_path, 0, 1, bytes(7)))
+    plan = EmulationPlan(readers=1, state_dir=tmp_path, load=(saved,), family="ntag424")
+    with pytest.raises(ProfileError, match="holds a 'echo' card; the profile family is 'ntag424'"):
+        queued_cards(EchoCard, plan)
