@@ -5,7 +5,8 @@ GetVersion, AuthenticateEV2First, GetKeyVersion, GetFileSettings, ChangeFileSett
 ChangeKey, GetCardUID, ReadData and WriteData in plain/MAC/FULL; SUN mirroring with a 24-bit
 SDMReadCtr; failed-authentication counting with a persistent 91AD delay; command counter and TI;
 the reader pseudo-APDU ``FF CA 00 00 00`` (UID). Protocol cryptography comes from
-:mod:`cardsvc.cardcrypto`; the emulator only keeps state and applies access rules.
+:mod:`cardsvc.cardcrypto`; the emulator only keeps state and applies access rules. The
+non-volatile memory, its JSON image and the SUN mirror live in :mod:`cardsvc.emulator.ntag424_image`.
 
 Tearing (``tear``): writes of at most 128 data bytes are atomic and modelled as *not applied*;
 longer plain writes keep the 128-byte frames before the last; MAC/FULL writes are not applied;
@@ -18,10 +19,8 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from cardsvc.apdu.model import CommandApdu
-from cardsvc.cardcrypto import sun
 from cardsvc.cardcrypto.ev2 import (
     CommMode,
     Ev2CardHandshake,
@@ -29,15 +28,13 @@ from cardsvc.cardcrypto.ev2 import (
     parse_change_key_data,
 )
 from cardsvc.emulator.base import JsonImage
+from cardsvc.emulator.ntag424_image import NtagFile, Nvm, Rng
 from cardsvc.errors import CardIntegrityError, MalformedApdu
-from cardsvc.profiles.ntag424 import FREE, SDM_CTR_MIRROR, SDM_UID_MIRROR, AccessRights, FileSettings
-
-Rng = Callable[[int], bytes]
+from cardsvc.profiles.ntag424 import FREE, FileSettings
 
 ATR = bytes.fromhex("3B8180018080")
 DF_NAME = bytes.fromhex("D2760000850101")
 DF_ID = b"\xe1\x10"
-FACTORY_CC = bytes.fromhex("001720010000FF0406E10401000000" "0506E10500808283") + bytes(9)
 VERSION_FRAMES = (bytes.fromhex("04040230001105"), bytes.fromhex("04040201021105"))
 PRODUCTION = bytes.fromhex("BA7C4000001526")
 ATOMIC_WRITE = 128
@@ -52,40 +49,12 @@ OK, MORE, ILLEGAL, INTEGRITY, NO_KEY, LENGTH = 0x00, 0xAF, 0x1C, 0x1E, 0x40, 0x7
 DENIED, PARAM, DELAY, AUTH_ERROR, BOUNDARY, NO_FILE = 0x9D, 0x9E, 0xAD, 0xAE, 0xBE, 0xF0
 
 
-def _factory_files() -> dict[int, _File]:
-    free, data_file = AccessRights(FREE, FREE, FREE, 0), AccessRights(read=2, write=3, read_write=3, change=0)
-    return {1: _File(b"\xe1\x03", bytearray(FACTORY_CC), FileSettings(0x00, free, 32)),
-            2: _File(b"\xe1\x04", bytearray(256), FileSettings(0x00, free, 256)),
-            3: _File(b"\xe1\x05", bytearray(128), FileSettings(0x03, data_file, 128))}
-
-
-@dataclass
-class _File:
-    iso_id: bytes
-    data: bytearray
-    settings: FileSettings
-
-
-@dataclass
-class _Nvm:
-    """Everything that survives power loss."""
-
-    uid: bytes
-    keys: list[bytes] = field(default_factory=lambda: [bytes(16)] * 5)
-    versions: list[int] = field(default_factory=lambda: [0] * 5)
-    files: dict[int, _File] = field(default_factory=_factory_files)
-    sdm_ctr: int = 0
-    fail_total: int = 0
-    fail_run: int = 0
-    delay: int = 0
-
-
 class Ntag424Card:
     """One NTAG 424 DNA. Deterministic given ``rng`` (RndB, TI, PICCData padding)."""
 
     family = "ntag424"
 
-    def __init__(self, nvm: _Nvm, rng: Rng | None = None) -> None:
+    def __init__(self, nvm: Nvm, rng: Rng | None = None) -> None:
         self._nvm = nvm
         self._rng: Rng = rng or os.urandom
         self._app = False
@@ -108,33 +77,15 @@ class Ntag424Card:
     def blank(cls, *, uid: bytes | None = None, rng: Rng | None = None) -> Ntag424Card:
         """A factory-fresh card; a random 7-byte NXP UID (04 …) unless ``uid`` is given."""
         draw = rng or os.urandom
-        return cls(_Nvm(uid=uid if uid is not None else b"\x04" + draw(6)), rng)
+        return cls(Nvm(uid=uid if uid is not None else b"\x04" + draw(6)), rng)
 
     @classmethod
     def from_image(cls, image: JsonImage, rng: Rng | None = None) -> Ntag424Card:
         """The card whose :meth:`to_image` was ``image``; KeyError/ValueError when malformed."""
-        files = {int(n): _File(bytes.fromhex(f["iso_id"]), bytearray.fromhex(f["data"]),
-                               FileSettings.parse(bytes.fromhex(f["settings"])))
-                 for n, f in image["files"].items()}
-        nvm = _Nvm(uid=bytes.fromhex(image["uid"]), keys=[bytes.fromhex(k["key"]) for k in image["keys"]],
-                   versions=[int(k["version"]) for k in image["keys"]], files=files,
-                   sdm_ctr=int(image["sdm_read_ctr"]), fail_total=int(image["fail"]["total"]),
-                   fail_run=int(image["fail"]["run"]), delay=int(image["fail"]["delay"]))
-        if len(nvm.uid) != 7 or [len(k) for k in nvm.keys] != [16] * 5 or sorted(files) != [1, 2, 3]:
-            raise ValueError("NTAG 424 image needs a 7-byte UID, 5 AES keys and files 1..3")
-        return cls(nvm, rng)
+        return cls(Nvm.from_image(image), rng)
 
     def to_image(self) -> JsonImage:
-        n = self._nvm
-        return {
-            "uid": n.uid.hex().upper(),
-            "keys": [{"key": k.hex().upper(), "version": v} for k, v in zip(n.keys, n.versions, strict=True)],
-            "files": {str(num): {"iso_id": f.iso_id.hex().upper(), "data": f.data.hex().upper(),
-                                 "settings": f.settings.to_bytes().hex().upper()}
-                      for num, f in sorted(n.files.items())},
-            "sdm_read_ctr": n.sdm_ctr,
-            "fail": {"total": n.fail_total, "run": n.fail_run, "delay": n.delay},
-        }
+        return self._nvm.to_image()
 
     @property
     def atr(self) -> bytes:
@@ -177,7 +128,7 @@ class Ntag424Card:
                 self._tear_write(before, command, ef)
         self.power_on()
 
-    def _tear_write(self, before: _Nvm, c: CommandApdu, ef: int | None) -> None:
+    def _tear_write(self, before: Nvm, c: CommandApdu, ef: int | None) -> None:
         """Undo a torn write, except the 128-byte frames of a longer plain write before the last."""
         after, self._nvm = self._nvm, before
         offset, length = ((c.p1 & 0x7F) << 8 | c.p2, len(c.data)) if c.ins == 0xD6 else _range(c.data)
@@ -230,7 +181,7 @@ class Ntag424Card:
             content = bytes(file.data)
         else:  # one SUN mirror per selection: chunked reads see one consistent URL
             if self._sdm_view is None:
-                self._sdm_view = self._mirrored(number)
+                self._sdm_view = self._nvm.mirrored(number, self._rng)
             content = self._sdm_view
         return content[offset : offset + (c.le or 256)] + SW_OK
 
@@ -248,32 +199,6 @@ class Ntag424Card:
         file.data[offset : offset + len(c.data)] = c.data
         self._sdm_view = None
         return SW_OK
-
-    # --- SDM ---------------------------------------------------------------------------------
-
-    def _mirrored(self, number: int) -> bytes:
-        """File content as read without authentication: SUN values mirrored, counter advanced."""
-        file = self._nvm.files[number]
-        sdm = file.settings.sdm
-        if sdm is None:
-            return bytes(file.data)
-        if self._nvm.sdm_ctr < sun.COUNTER_MAX:
-            self._nvm.sdm_ctr += 1
-        view = bytearray(file.data)
-        uid, ctr = self._nvm.uid, self._nvm.sdm_ctr
-        if sdm.meta_read <= 4:
-            picc = sun.encrypt_picc_data(self._nvm.keys[sdm.meta_read], uid, ctr, self._rng(5))
-            view[sdm.picc_offset : sdm.picc_offset + 32] = picc.hex().upper().encode()
-        elif sdm.meta_read == FREE:  # plain mirrors; the counter in ASCII is MSB first
-            if sdm.options & SDM_UID_MIRROR:
-                view[sdm.uid_offset : sdm.uid_offset + 14] = uid.hex().upper().encode()
-            if sdm.options & SDM_CTR_MIRROR:
-                view[sdm.ctr_offset : sdm.ctr_offset + 6] = b"%06X" % ctr
-        if sdm.file_read <= 4:
-            mac_input = bytes(view[sdm.mac_input_offset : sdm.mac_offset])
-            mac = sun.sdm_mac(self._nvm.keys[sdm.file_read], uid, ctr, mac_input)
-            view[sdm.mac_offset : sdm.mac_offset + 16] = mac.hex().upper().encode()
-        return bytes(view)
 
     # --- native commands -----------------------------------------------------------------
 
@@ -313,7 +238,7 @@ class Ntag424Card:
     def _session_mode(self) -> CommMode:
         return CommMode.mac if self._session is not None else CommMode.plain
 
-    def _file(self, number: int) -> _File:
+    def _file(self, number: int) -> NtagFile:
         if not self._app:
             raise _Reject(DENIED)
         if number not in self._nvm.files:
@@ -406,7 +331,7 @@ class Ntag424Card:
         file.settings = settings
         return self._reply(b"", CommMode.mac if granted == "key" else CommMode.plain)
 
-    def _file_access(self, c: CommandApdu, write: bool) -> tuple[_File, CommMode, str]:
+    def _file_access(self, c: CommandApdu, write: bool) -> tuple[NtagFile, CommMode, str]:
         file = self._file(c.data[0] if c.data else -1)
         a = file.settings.access
         granted = self._granted(a.write if write else a.read, a.read_write)
@@ -419,7 +344,7 @@ class Ntag424Card:
         length = length or file.settings.size - offset
         if offset >= file.settings.size or offset + length > file.settings.size:
             raise _Reject(BOUNDARY)
-        content = self._mirrored(header[0]) if granted == "free" else bytes(file.data)
+        content = self._nvm.mirrored(header[0], self._rng) if granted == "free" else bytes(file.data)
         return self._reply(content[offset : offset + length], mode)
 
     def _write_data(self, c: CommandApdu) -> bytes:
