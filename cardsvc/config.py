@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     key_passphrase: SecretStr = SecretStr(DEV_KEY_PASSPHRASE)
-    issuer: str = "CN-DISTRICT-FTU"
+    issuer: str = "DFTU"  # short: issuer + card number + profile code must fit a 128-byte credential
     profiles_dir: Path | None = None
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from datetime import timedelta
 
 import cbor2
@@ -28,17 +27,14 @@ def _signed(signer: SoftwareSigner, payload: bytes) -> bytes:
     return encode_sign1(protected, payload, signer.sign(sig_structure(protected, payload)))
 
 
-def test_target_scale_size_and_build_time(signer: SoftwareSigner, bundle_signer: SoftwareSigner,
+def test_target_scale_size(signer: SoftwareSigner, bundle_signer: SoftwareSigner,
                                           anchor: TrustAnchor) -> None:
     rng = random.Random(8)
     issued = rng.sample(range(10**11, 10**12), ISSUED_CARDS)
     revoked = [str(n) for n in rng.sample(issued, REVOKED_CARDS)]
-    start = time.perf_counter()
     raw = build_trust_bundle(bundle_signer, [issuer_key(signer)], revoked, 1, NOW,
                              NOW + timedelta(days=7))
-    elapsed = time.perf_counter() - start
-    assert len(raw) <= 400_000, len(raw)
-    assert elapsed <= 2.0, elapsed
+    assert len(raw) <= 400_000, len(raw)  # build time is measured in tools/bench_credential.py
     bundle = TrustBundle.load(raw, anchor)
     assert len(bundle.revoked) == REVOKED_CARDS
     assert all(bundle.is_revoked(n) for n in revoked[:500])
