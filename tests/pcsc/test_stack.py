@@ -82,11 +82,11 @@ def test_mute_card_times_out_without_hanging(pcsc_stack) -> None:
     started = time.monotonic()
     with pytest.raises(CardTimeout, match=r"did not answer within 0\.5 s"):
         conn.transmit(GET_UID)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0  # 0.5 s timeout + scheduling slack
     with pytest.raises(CardTimeout):
         conn.transmit(GET_UID)
     conn.close()  # never blocks on the stuck handle
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5  # close() does not wait for the stuck call
     stack.slot(0).remove()  # unsticks pcscd; the stack tears down cleanly
 
 
