@@ -18,10 +18,11 @@ from cardsvc import __version__
 from cardsvc.api.auth import authorize
 from cardsvc.api.guard import DEFAULT_MAX_BODY, RequestGuard
 from cardsvc.api.metrics import HttpMetrics, MetricsMiddleware
+from cardsvc.api.pages import tap
 from cardsvc.api.problems import install_handlers
-from cardsvc.api.routes import clients, health
+from cardsvc.api.routes import clients, health, partner, service, verify
 from cardsvc.api.schemas import ERROR_RESPONSES
-from cardsvc.api.services import Services, in_memory_services
+from cardsvc.api.services import Services, db_services, in_memory_services
 from cardsvc.config import Environment, Settings, get_settings
 from cardsvc.errors import ConfigError
 from cardsvc.logging import configure
@@ -55,6 +56,8 @@ def create_app(
     app.state.metrics = HttpMetrics()
     app.include_router(health.router)
     app.include_router(clients.router)
+    for router in (verify.router, service.router, partner.router, tap.router):
+        app.include_router(router)
     install_handlers(app)
     app.add_middleware(RequestGuard, max_body=max_body)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -95,7 +98,7 @@ def _check_policies(app: FastAPI) -> None:
 
 
 def app_from_env() -> FastAPI:
-    """The uvicorn factory: settings from the environment, in-memory services for now."""
+    """The uvicorn factory: settings from the environment, database-backed services."""
     settings = get_settings()
     configure(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, services=db_services(settings))

@@ -1,8 +1,8 @@
 """What the API is built from: one container of injected services, no module globals.
 
 :func:`in_memory_services` wires the DB-independent implementations (in-memory client store and
-audit sink, in-process or Redis rate limiter). The DB-backed client store and audit table, and the
-``db``/``key_store`` readiness probes, plug in here next.
+audit sink, in-process or Redis rate limiter); :func:`db_services` the production ones (client and
+audit tables, the verification workflows, ``db``/``key_store`` readiness probes).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from cardsvc.config import Settings
 from cardsvc.verification.audit import AuditSink, InMemoryAuditSink
+from cardsvc.verification.db import Database
 from cardsvc.verification.ratelimit import (
     DEFAULT_LIMIT,
     RateLimit,
@@ -23,6 +24,9 @@ from cardsvc.verification.ratelimit import (
     RedisRateLimiter,
     build_rate_limiter,
 )
+from cardsvc.verification.service import VerificationService
+from cardsvc.verification.setup import VerifierKeyStore, build_verification
+from cardsvc.verification.store import DbAuditSink, DbClientStore
 from cardsvc.verification.tokens import ClientStore, InMemoryClientStore, utc_now
 
 # A readiness probe returns None (ready) or raises; it may be a plain or an async callable.
@@ -38,9 +42,12 @@ class Services:
     audit: AuditSink
     readiness: Mapping[str, ReadinessProbe] = field(default_factory=lambda: MappingProxyType({}))
     clock: Callable[[], datetime] = utc_now
+    verification: VerificationService | None = None  # the DB-backed workflows (None: in-memory only)
 
     async def aclose(self) -> None:
         await self.rate_limiter.aclose()
+        if self.verification is not None:
+            self.verification.db.engine.dispose()
 
 
 async def run_probe(probe: ReadinessProbe) -> None:
@@ -62,3 +69,27 @@ def in_memory_services(settings: Settings, *, rate_limit: RateLimit = DEFAULT_LI
         audit=InMemoryAuditSink(),
         readiness=MappingProxyType(probes),
     )
+
+
+def db_services(settings: Settings, *, key_store: VerifierKeyStore | None = None,
+                rate_limit: RateLimit = DEFAULT_LIMIT, database: Database | None = None) -> Services:
+    """Production services: clients, audit and workflows in the database, keys from the key store.
+
+    The schema must be at head (``cardsvc init``); readiness probes ``db`` and ``key_store``.
+    """
+    from cardsvc.credential.keystore import open_key_store
+    from cardsvc.registry.db import engine_for, require_head
+
+    db = database or Database(engine_for(settings))
+    require_head(db.engine)
+    store = key_store or open_key_store(settings)
+    verification = build_verification(settings, db, store)
+    limiter = build_rate_limiter(settings, rate_limit)
+    def key_store_probe() -> None:
+        store.issuer_keys()
+
+    probes: dict[str, ReadinessProbe] = {"db": db.ping, "key_store": key_store_probe}
+    if isinstance(limiter, RedisRateLimiter):
+        probes["redis"] = limiter.ping
+    return Services(clients=DbClientStore(db), rate_limiter=limiter, audit=DbAuditSink(db),
+                    readiness=MappingProxyType(probes), verification=verification)

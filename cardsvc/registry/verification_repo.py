@@ -185,7 +185,8 @@ def recent_services(session: Session, *, member_id: int, limit: int = 5) -> list
     return [(str(at)[:10], str(point), str(item)) for at, point, item in _execute(session, query)]
 
 
-def service_stats(session: Session, *, point: str | None, month: str | None) -> list[tuple[str, str, str, int]]:
+def service_stats(session: Session, *, point: str | None,
+                  month: str | None) -> list[tuple[str, str, str, int]]:
     """Counts per (point, item, month), optionally for one point and/or one month."""
     query = sa_select(RECORD.c.service_point_code, RECORD.c.item_code, RECORD.c.month, func.count())
     if point is not None:

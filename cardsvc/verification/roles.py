@@ -50,8 +50,7 @@ def _only(*roles: Role) -> RoutePolicy:
     return RoutePolicy(roles=frozenset(roles))
 
 
-# Route name (FastAPI ``name=``) -> policy. Names marked "planned" are issue-5 routes that do not
-# exist yet; their permissions are decided here so the DB-backed routes only have to use the names.
+# Route name (FastAPI ``name=``) -> policy.
 ROUTE_POLICIES: Mapping[str, RoutePolicy] = MappingProxyType(
     {
         "healthz": PUBLIC,
@@ -62,7 +61,8 @@ ROUTE_POLICIES: Mapping[str, RoutePolicy] = MappingProxyType(
         "clients_create": _only(Role.admin),
         "clients_revoke": _only(Role.admin),
         "audit_checkpoint": _only(Role.admin),
-        # planned
+        # verification workflows
+        "tap_page": PUBLIC,  # the phone-tap page: anonymous view unless a staff token is sent
         "verify_qr": RoutePolicy(roles=ALL_ROLES),
         "verify_sun_json": _only(Role.admin, Role.service_point, Role.partner),
         "challenges_create": _only(Role.admin, Role.service_point, Role.partner),
@@ -70,6 +70,7 @@ ROUTE_POLICIES: Mapping[str, RoutePolicy] = MappingProxyType(
         "service_records_create": _only(Role.admin, Role.service_point),
         "service_records_stats": _only(Role.admin, Role.service_point),
         "checkins_create": _only(Role.admin, Role.partner),
+        "checkins_sync": _only(Role.admin, Role.partner),
         "checkouts_create": _only(Role.admin, Role.partner),
         "eligibility_list": _only(Role.admin, Role.partner),
         "trust_bundle": RoutePolicy(roles=ALL_ROLES),

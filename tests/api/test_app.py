@@ -14,6 +14,7 @@ from cardsvc.api.problems import PROBLEM_BASE
 from cardsvc.api.services import Services, in_memory_services
 from cardsvc.config import Settings, get_settings
 from cardsvc.errors import ConfigError
+from cardsvc.registry.db import engine_for, upgrade_to_head
 from cardsvc.verification.audit import verify_chain
 from cardsvc.verification.ratelimit import RateLimit
 from cardsvc.verification.roles import Role
@@ -199,12 +200,15 @@ def test_a_route_without_policy_refuses_to_build(settings: Settings, monkeypatch
 def test_api_routes_lists_included_routes(api: Api) -> None:
     names = {r.name for r in api_routes(api.app)}
     assert {"healthz", "readyz", "metrics", "whoami", "clients_list", "clients_create", "clients_revoke",
-            "audit_checkpoint"} == names
+            "audit_checkpoint", "verify_qr", "tap_page", "trust_bundle"} <= names
 
 
 def test_app_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("CARDSVC_ENV", "production")
     monkeypatch.setenv("CARDSVC_KEY_PASSPHRASE", "real")
     monkeypatch.setenv("CARDSVC_DATA_DIR", str(tmp_path))
+    engine = engine_for(get_settings())
+    upgrade_to_head(engine)  # the served app is DB-backed: `cardsvc init` comes first
+    engine.dispose()
     app = app_from_env()
     assert app.openapi_url is None and app.state.settings.env == "production"

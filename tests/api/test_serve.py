@@ -42,9 +42,11 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 def _start(tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARDSVC_", "PROMETHEUS_"))}
-    env.update(CARDSVC_ENV="test", CARDSVC_DATA_DIR=str(tmp_path), TMPDIR=str(tmp_path))
-    cmd = [sys.executable, "-c", "from cardsvc.cli.main import run; run()",
-           "serve", "--port", str(port), "--workers", "2"]
+    env.update(CARDSVC_ENV="test", CARDSVC_DATA_DIR=str(tmp_path), TMPDIR=str(tmp_path),
+               CARDSVC_KEY_PASSPHRASE="serve-test-passphrase")
+    cli = [sys.executable, "-c", "from cardsvc.cli.main import run; run()"]
+    subprocess.run([*cli, "init"], env=env, check=True, capture_output=True, timeout=60)  # schema at head
+    cmd = [*cli, "serve", "--port", str(port), "--workers", "2"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return f"http://127.0.0.1:{port}", proc
 

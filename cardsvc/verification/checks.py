@@ -1,0 +1,124 @@
+"""The cryptographic checks of the three ways to verify — pure functions over bytes and keys.
+
+* :func:`check_credential` — the credential checklist of :mod:`cardsvc.credential.verifier` (steps
+  3-4 and 7-11, 13) against the server's issuer keys; revocation (step 12) is replaced by the live
+  card status, which is fresher than any bundle.
+* :class:`SunChecker` — decrypt PICCData with the system-wide K_SDMMetaRead of each master-key
+  version (newest first), then, once the card is known, the SDMMAC with its diversified K_SDMFileRead.
+* :func:`check_internal_auth` — an FMCOS INTERNAL AUTHENTICATE cryptogram over our challenge.
+
+All raise (fail closed): ``MalformedCredential`` for input not of our form,
+``CredentialVerificationError`` / ``CardIntegrityError`` for input that does not verify.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from cardsvc.cardcrypto import fmcos as fc
+from cardsvc.cardcrypto import sun
+from cardsvc.credential.claims import CredentialClaims
+from cardsvc.credential.token import (
+    check_algorithm,
+    check_issuer,
+    check_key_state,
+    check_signature,
+    check_validity,
+    parse_credential,
+)
+from cardsvc.errors import CardIntegrityError, CredentialVerificationError
+from cardsvc.profiles import Profile
+from cardsvc.profiles.fmcos import FmcosConfig
+from cardsvc.profiles.ntag424 import Ntag424Config
+from cardsvc.verification.keys import CardKeys, IssuerTrust
+
+
+def check_credential(trust: IssuerTrust, raw: bytes, now: datetime) -> CredentialClaims:
+    """The credential checklist; returns the claims once everything passed."""
+    parsed = parse_credential(raw)
+    entry = trust.key(parsed.sign1.kid)
+    if entry is None:
+        raise CredentialVerificationError("no issuer key with this kid", reason="unknown_kid")
+    key, public_key = entry
+    check_algorithm(parsed, key)
+    check_signature(parsed, public_key)
+    check_key_state(parsed, key)
+    check_validity(parsed.claims, now)
+    check_issuer(parsed.claims, trust.issuer)
+    return parsed.claims
+
+
+def same_credential(presented: bytes, stored: bytes | None) -> None:
+    """The presented credential must be the card's current one (a reissue supersedes the old)."""
+    if stored is None or not hmac.compare_digest(presented, stored):
+        raise CredentialVerificationError("not the card's current credential", reason="credential_superseded")
+
+
+@dataclass(frozen=True, slots=True)
+class SunChecker:
+    """SUN verification for one NTAG 424 DNA profile with the server's master keys."""
+
+    config: Ntag424Config
+    keys: CardKeys
+    meta_keys: tuple[tuple[int, bytes], ...]
+
+    @classmethod
+    def build(cls, profile: Profile, keys: CardKeys) -> SunChecker:
+        config = profile.config
+        if not isinstance(config, Ntag424Config):
+            raise TypeError(f"profile {profile.name} is not an NTAG 424 DNA profile")
+        meta = []
+        for version in keys.versions():
+            masters = keys.master(version)
+            if config.slot(config.sun.meta_read_key).master in masters:
+                meta.append((version, config.card_key(config.sun.meta_read_key, masters, uid=b"",
+                                                      system_identifier=keys.system_identifier)))
+        return cls(config, keys, tuple(meta))
+
+    def parse(self, url: str) -> sun.SunMessage:
+        return sun.parse_sun_url(url, picc_param=self.config.sun.picc_param,
+                                 mac_param=self.config.sun.mac_param)
+
+    def reveal(self, message: sun.SunMessage) -> tuple[int, sun.SunReading]:
+        """UID and counter, and the key version whose meta-read key opened them."""
+        for version, meta in self.meta_keys:
+            try:
+                return version, sun.decrypt_picc_data(meta, message.picc_data)
+            except CardIntegrityError:
+                continue
+        raise CardIntegrityError("PICCData opens with none of our meta-read keys")
+
+    def check_mac(self, message: sun.SunMessage, reading: sun.SunReading, key_version: int) -> None:
+        masters = self.keys.master(key_version)
+        file_key = self.config.card_key(self.config.sun.file_read_key, masters, uid=reading.uid,
+                                        system_identifier=self.keys.system_identifier)
+        expected = sun.sdm_mac(file_key, reading.uid, reading.counter, message.mac_input)
+        if not hmac.compare_digest(expected, message.mac):
+            raise CardIntegrityError("SUN MAC does not match")
+
+
+def check_internal_auth(profile: Profile, keys: CardKeys, *, key_version: int, uid: bytes,
+                        challenge: bytes, cryptogram: bytes) -> None:
+    """An FMCOS card's INTERNAL AUTHENTICATE answer over the first block of our challenge."""
+    config = profile.config
+    if not isinstance(config, FmcosConfig):
+        raise CardIntegrityError(f"profile {profile.name} has no internal authentication")
+    slot = config.key("internal_auth")
+    master = keys.master(key_version).get(slot.master_role)
+    if master is None:
+        raise CardIntegrityError(f"no master key {slot.master_role} v{key_version}")
+    cs = fc.suite(config.cipher_suite)
+    key = slot.derive(master, uid=uid, aid=config.diversification_aid,
+                      system_identifier=keys.system_identifier, cipher_suite=config.cipher_suite)
+    fc.verify_internal_auth(cs, key, challenge[: cs.block_size], cryptogram)
+
+
+def challenge_block(profiles: Mapping[str, Profile], profile_name: str, challenge: bytes) -> bytes:
+    """The part of a challenge a card of ``profile_name`` signs (one cipher block for FMCOS)."""
+    config = profiles[profile_name].config if profile_name in profiles else None
+    if isinstance(config, FmcosConfig):
+        return challenge[: fc.suite(config.cipher_suite).block_size]
+    return challenge

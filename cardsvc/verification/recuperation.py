@@ -1,0 +1,227 @@
+"""Recuperation at partner bases: eligibility, check-ins (idempotent, quota-safe), check-out, offline.
+
+Check-in checklist (the first failure refuses with 409 and a reason; nothing is recorded):
+
+1. the programme exists (404) and belongs to the partner's base (403 — another partner's programme);
+2. an earlier check-in with the same Idempotency-Key is answered again (same card) or refused
+   (``idempotency_key_reused``);
+3. the credential verifies and is the card's current one, card and member live (reason as verify);
+4. the member is eligible: programme running, on the named list or in an eligible category;
+5. not checked in to this programme before (``already_checked_in``; a unique index backs it);
+6. one place of the quota is taken by a conditional ``UPDATE`` (``quota_exhausted``);
+7. the check-in and its audit row commit together.
+
+Offline: the partner downloads the programme's pseudonymous list — ``HMAC-SHA256(K_p, card number)``
+truncated to 16 bytes, with ``K_p = HMAC-SHA256(list secret, tag ‖ programme code)`` handed to the
+partner — verifies credentials against the trust bundle, and later syncs its check-ins; each item
+goes through the same checklist, so a sync is idempotent and conflicts come back per item.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, select
+from sqlmodel import Session
+
+from cardsvc.credential.qr import from_qr_text
+from cardsvc.errors import Conflict, CredentialVerificationError, KeyStoreError, PermissionDenied
+from cardsvc.registry import card_repo
+from cardsvc.registry import verification_repo as repo
+from cardsvc.registry.cards import Card, CardStatus, JournalState
+from cardsvc.registry.models import Category, Member, MemberCategory, MemberStatus
+from cardsvc.registry.repo import member_category_codes
+from cardsvc.registry.verification_models import Checkin, Programme, ProgrammeMember
+from cardsvc.verification.audit import AuditEvent, Outcome
+from cardsvc.verification.checks import check_credential, same_credential
+from cardsvc.verification.outcome import MemberFacts, Verdict, Verification, live_status, member_facts
+from cardsvc.verification.roles import Role
+from cardsvc.verification.service import VerificationService
+from cardsvc.verification.store import append_event
+from cardsvc.verification.tokens import ClientRecord
+
+LIST_TAG = b"cardsvc eligibility list v1\x00"
+PSEUDONYM_SIZE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinRequest:
+    programme: str
+    qr_text: str
+    idempotency_key: str
+    checked_in_at: dt.datetime | None = None  # offline sync: when it happened at the base
+    source: str = "online"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinResult:
+    checkin_id: int
+    programme: str
+    card_number: str
+    checked_in_at: dt.datetime
+    replayed: bool
+    quota_left: int
+
+
+def programme_for(session: Session, client: ClientRecord, code: str) -> Programme:
+    """The programme, if this client may act on it (partners: their own base's only)."""
+    programme = repo.get_programme(session, code=code)
+    if client.role is Role.partner and programme.base_code != client.partner_base_id:
+        raise PermissionDenied(f"programme {code} belongs to another partner base")
+    return programme
+
+
+def ineligibility(session: Session, programme: Programme, member_id: int, today: dt.date) -> str | None:
+    """Why the member may not join (a reason code), or ``None`` when eligible."""
+    if not programme.starts_on <= today <= programme.ends_on:
+        return "programme_not_running"
+    if programme.named_list:
+        listed = repo.in_named_list(session, programme_code=programme.code, member_id=member_id)
+        return None if listed else "not_on_list"
+    wanted = {c for c in programme.categories.split(",") if c}
+    if wanted and not wanted & set(member_category_codes(session, member_id=member_id)):
+        return "category"
+    return None
+
+
+def partner_eligibility(session: Session, facts: MemberFacts, base_code: str,
+                        result: Verification) -> dict[str, Any]:
+    """Eligibility and quota left for each programme of the partner's base (partner view fields)."""
+    today = (result.at or dt.datetime.now(dt.UTC)).date()
+    live = result.verdict is Verdict.OK
+    eligibility: dict[str, bool] = {}
+    quota: dict[str, int] = {}
+    for programme in repo.programmes_of_base(session, base_code=base_code):
+        reason = ineligibility(session, programme, facts.member_db_id, today)
+        eligibility[programme.code] = live and reason is None
+        quota[programme.code] = max(0, programme.quota - programme.used)
+    return {"eligibility": eligibility, "quota": quota}
+
+
+def _replay(existing: Checkin, programme: Programme, card_number: str) -> CheckinResult:
+    if existing.card_number != card_number:
+        raise Conflict("this Idempotency-Key was used for another card", reason="idempotency_key_reused")
+    return _result(existing, programme, replayed=True)
+
+
+def _result(checkin: Checkin, programme: Programme, *, replayed: bool) -> CheckinResult:
+    assert checkin.id is not None  # noqa: S101 - flushed rows have ids
+    return CheckinResult(checkin.id, programme.code, checkin.card_number, checkin.checked_in_at, replayed,
+                         max(0, programme.quota - programme.used))
+
+
+def _live_card(session: Session, svc: VerificationService, qr_text: str, now: dt.datetime) -> Card:
+    raw = from_qr_text(qr_text)
+    try:
+        claims = check_credential(svc.trust, raw, now)
+        card = card_repo.get_card(session, card_number=claims.card_number)
+        same_credential(raw, card.credential)
+    except CredentialVerificationError as exc:
+        raise Conflict("the credential does not verify", reason=exc.reason) from None
+    return card
+
+
+def check_in(session: Session, svc: VerificationService, client: ClientRecord,
+             request: CheckinRequest) -> CheckinResult:
+    """The check-in checklist of the module docstring, in one transaction."""
+    now = svc.clock()
+    programme = programme_for(session, client, request.programme)
+    card = _live_card(session, svc, request.qr_text, now)
+    existing = repo.find_checkin(session, programme_code=programme.code,
+                                 idempotency_key=request.idempotency_key)
+    if existing is not None:
+        return _replay(existing, programme, card.card_number)
+    facts = member_facts(session, card)
+    verdict, reason = live_status(card, facts)
+    if verdict is not Verdict.OK:
+        raise Conflict("card or member is not live", reason=reason or "not_live")
+    at = min(request.checked_in_at or now, now)
+    _admit(session, programme, facts.member_db_id, at.date())
+    checkin = repo.add_checkin(session, checkin=Checkin(
+        programme_code=programme.code, member_id=facts.member_db_id, card_number=card.card_number,
+        client_id=client.client_id, idempotency_key=request.idempotency_key, source=request.source,
+        checked_in_at=at))
+    session.refresh(programme)
+    append_event(session, AuditEvent(event_type="checkin.create", actor=client.client_id,
+                                     subject=card.card_number, outcome=Outcome.ok, reason=request.source,
+                                     timestamp=now))
+    return _result(checkin, programme, replayed=False)
+
+
+def _admit(session: Session, programme: Programme, member_id: int, day: dt.date) -> None:
+    reason = ineligibility(session, programme, member_id, day)
+    if reason is not None:
+        raise Conflict("the member is not eligible for this programme", reason=reason)
+    if repo.find_checkin(session, programme_code=programme.code, member_id=member_id) is not None:
+        raise Conflict("the member is already checked in to this programme", reason="already_checked_in")
+    if not repo.take_quota(session, programme_code=programme.code):
+        raise Conflict("the programme's quota is used up", reason="quota_exhausted")
+
+
+def check_out(session: Session, svc: VerificationService, client: ClientRecord, checkin_id: int) -> Checkin:
+    checkin = repo.get_checkin(session, checkin_id=checkin_id)
+    programme_for(session, client, checkin.programme_code)
+    now = svc.clock()
+    if not repo.check_out(session, checkin_id=checkin_id, now=now):
+        raise Conflict("already checked out", reason="already_checked_out")
+    append_event(session, AuditEvent(event_type="checkin.checkout", actor=client.client_id,
+                                     subject=checkin.card_number, outcome=Outcome.ok, reason="checked_out",
+                                     timestamp=now))
+    session.refresh(checkin)
+    return checkin
+
+
+# --- offline ------------------------------------------------------------------------------------
+
+
+def programme_list_key(secret: bytes | None, programme_code: str) -> bytes:
+    if not secret:
+        raise KeyStoreError("no eligibility-list secret loaded")
+    return hmac.new(secret, LIST_TAG + programme_code.encode(), hashlib.sha256).digest()
+
+
+def pseudonym(list_key: bytes, card_number: str) -> bytes:
+    """How a card number appears in an offline list (the partner computes it from a scanned card)."""
+    return hmac.new(list_key, card_number.encode("ascii"), hashlib.sha256).digest()[:PSEUDONYM_SIZE]
+
+
+CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
+MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
+LISTED = cast(Table, ProgrammeMember.__table__)  # type: ignore[attr-defined]
+MEMBER_CATEGORY = cast(Table, MemberCategory.__table__)  # type: ignore[attr-defined]
+CATEGORY = cast(Table, Category.__table__)  # type: ignore[attr-defined]
+
+
+def eligible_card_numbers(session: Session, programme: Programme) -> list[str]:
+    """Live cards of active members eligible for ``programme`` (dates are checked at check-in)."""
+    query = (select(CARD.c.card_number).join(MEMBER, MEMBER.c.id == CARD.c.member_id)
+             .where(CARD.c.state == JournalState.issued.value, CARD.c.status == CardStatus.active.value,
+                    CARD.c.live.is_(True), MEMBER.c.status == MemberStatus.active.value))
+    if programme.named_list:
+        listed = select(LISTED.c.member_id).where(LISTED.c.programme_code == programme.code)
+        query = query.where(MEMBER.c.id.in_(listed))
+    elif wanted := [c for c in programme.categories.split(",") if c]:
+        in_category = (select(MEMBER_CATEGORY.c.member_id)
+                       .join(CATEGORY, and_(CATEGORY.c.id == MEMBER_CATEGORY.c.category_id,
+                                            CATEGORY.c.code.in_(wanted))))
+        query = query.where(MEMBER.c.id.in_(in_category))
+    return repo.eligible_card_numbers(session, card_query=query.order_by(CARD.c.card_number))
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineList:
+    programme: Programme
+    list_key: bytes
+    entries: Sequence[bytes]
+
+
+def offline_list(session: Session, client: ClientRecord, code: str, secret: bytes | None) -> OfflineList:
+    programme = programme_for(session, client, code)
+    key = programme_list_key(secret, programme.code)
+    entries = sorted(pseudonym(key, n) for n in eligible_card_numbers(session, programme))
+    return OfflineList(programme, key, entries)

@@ -1,0 +1,223 @@
+"""The verification workflows: QR, phone tap (SUN), reader tap (challenge + card proof).
+
+Each public method is a plain function of a session (run by :meth:`Database.run` in one
+transaction): cryptography first, then the card by number or keyed UID hash, the replay guard
+(SUN counter compare-and-set, single-use challenge), the live status rules of :mod:`.outcome`, and
+one audit row in the same transaction. Input that is not a verification (malformed text, unknown
+card, bad challenge) raises a typed error, rolls back, and records nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from cardsvc.cardcrypto.sun import SunMessage, SunReading
+from cardsvc.credential.qr import from_qr_text
+from cardsvc.errors import CardIntegrityError, Conflict, CredentialVerificationError, KeyStoreError, NotFound
+from cardsvc.logging import get_logger
+from cardsvc.profiles import Profile
+from cardsvc.registry import card_repo
+from cardsvc.registry import verification_repo as repo
+from cardsvc.registry.cards import Card, CardStatus
+from cardsvc.registry.pii import PiiCipher
+from cardsvc.registry.verification_models import Challenge
+from cardsvc.verification.audit import AuditEvent
+from cardsvc.verification.checks import (
+    SunChecker,
+    check_credential,
+    check_internal_auth,
+    same_credential,
+)
+from cardsvc.verification.db import Database
+from cardsvc.verification.keys import CardKeys, IssuerTrust
+from cardsvc.verification.outcome import Verdict, Verification, live_status, member_facts
+from cardsvc.verification.store import append_event
+from cardsvc.verification.tokens import Clock, utc_now
+from cardsvc.verification.trustbundle import TrustBundleCache
+
+log = get_logger(__name__)
+
+CHALLENGE_SIZE = 16
+CHALLENGE_TTL = timedelta(seconds=60)
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class CardAnswer:
+    """What a reader-tap terminal sends: the chip UID, the card's proof and the credential it holds."""
+
+    challenge: bytes
+    uid: bytes
+    kind: str  # "internal_auth" (payload = cryptogram) or "sun" (payload = the URL as read)
+    payload: bytes
+    credential: bytes
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VerificationService:
+    """Everything the verification workflows need, injected (no globals)."""
+
+    db: Database
+    trust: IssuerTrust
+    card_keys: CardKeys | None
+    profiles: Mapping[str, Profile]
+    cipher: PiiCipher | None = None
+    clock: Clock = utc_now
+    rng: Callable[[int], bytes] = os.urandom
+    list_secret: bytes | None = field(default=None, repr=False)
+    bundles: TrustBundleCache | None = None
+    sun_checkers: dict[str, SunChecker] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.card_keys is None:
+            return
+        for name, profile in self.profiles.items():
+            if profile.family == "ntag424":
+                self.sun_checkers[name] = SunChecker.build(profile, self.card_keys)
+
+    # --- QR ------------------------------------------------------------------------------------
+
+    def verify_qr(self, session: Session, *, actor: str, qr_text: str) -> Verification:
+        raw = from_qr_text(qr_text)
+        now = self.clock()
+        try:
+            claims = check_credential(self.trust, raw, now)
+        except CredentialVerificationError as exc:
+            return self._refused(session, "qr", actor, None, exc.reason, now)
+        card = _card(session, claims.card_number)
+        try:
+            same_credential(raw, card.credential)
+        except CredentialVerificationError as exc:
+            return self._refused(session, "qr", actor, card.card_number, exc.reason, now)
+        return self._finish(session, "qr", actor, card, now)
+
+    # --- SUN -----------------------------------------------------------------------------------
+
+    def sun_checker(self) -> SunChecker:
+        if not self.sun_checkers:
+            raise KeyStoreError("no NTAG 424 DNA master keys loaded: SUN verification is unavailable")
+        return next(iter(self.sun_checkers.values()))
+
+    def verify_sun(self, session: Session, *, actor: str, url: str) -> Verification:
+        checker = self.sun_checker()
+        return self._sun(session, checker, checker.parse(url), actor, "sun", expected_uid=None)
+
+    def _sun(self, session: Session, checker: SunChecker, message: SunMessage, actor: str, method: str,
+             *, expected_uid: bytes | None) -> Verification:
+        now = self.clock()
+        card, reading = self._reveal(session, checker, message)
+        if expected_uid is not None and expected_uid != reading.uid:
+            return self._refused(session, method, actor, card.card_number, "uid_mismatch", now)
+        try:
+            checker.check_mac(message, reading, card.key_version)
+        except (CardIntegrityError, KeyStoreError):
+            return self._refused(session, method, actor, card.card_number, "sun_mac", now)
+        if not repo.advance_sun_counter(session, card_number=card.card_number, counter=reading.counter,
+                                        now=now):
+            return self._refused(session, method, actor, card.card_number, "replay", now)
+        return self._finish(session, method, actor, card, now)
+
+    def _reveal(self, session: Session, checker: SunChecker, message: SunMessage) -> tuple[Card, SunReading]:
+        try:
+            _version, reading = checker.reveal(message)
+        except CardIntegrityError:
+            raise NotFound("the tapped card is not one of ours", reason="unknown_card") from None
+        card = self._card_by_uid(session, reading.uid)
+        return card, reading
+
+    def _card_by_uid(self, session: Session, uid: bytes) -> Card:
+        keys = self._keys()
+        card = card_repo.find_card_by_uid_hash(session, uid_hash=keys.uid_hash(uid))
+        if card is None:
+            raise NotFound("no card with this chip", reason="unknown_card")
+        return card
+
+    def _keys(self) -> CardKeys:
+        if self.card_keys is None:
+            raise KeyStoreError("card master keys are not loaded")
+        return self.card_keys
+
+    # --- reader tap ----------------------------------------------------------------------------
+
+    def create_challenge(self, session: Session, *, client_id: str) -> Challenge:
+        now = self.clock()
+        challenge = Challenge(nonce=self.rng(CHALLENGE_SIZE), client_id=client_id, created_at=now,
+                              expires_at=now + CHALLENGE_TTL)
+        repo.add_challenge(session, challenge=challenge)
+        return challenge
+
+    def verify_card(self, session: Session, *, actor: str, answer: CardAnswer) -> Verification:
+        now = self.clock()
+        self._consume(session, answer.challenge, actor, now)
+        card = self._card_by_uid(session, answer.uid)
+        try:
+            claims = check_credential(self.trust, answer.credential, now)
+            same_credential(answer.credential, card.credential)
+        except CredentialVerificationError as exc:
+            return self._refused(session, "card", actor, card.card_number, exc.reason, now)
+        if claims.card_number != card.card_number:
+            return self._refused(session, "card", actor, card.card_number, "credential_mismatch", now)
+        if answer.kind == "sun":
+            return self._card_sun(session, actor, answer)
+        return self._card_internal_auth(session, actor, answer, card, now)
+
+    def _card_sun(self, session: Session, actor: str, answer: CardAnswer) -> Verification:
+        checker = self.sun_checker()
+        message = checker.parse(answer.payload.decode("ascii", "replace"))
+        return self._sun(session, checker, message, actor, "card", expected_uid=answer.uid)
+
+    def _card_internal_auth(self, session: Session, actor: str, answer: CardAnswer, card: Card,
+                            now: datetime) -> Verification:
+        profile = self.profiles.get(card.profile)
+        if profile is None or profile.family != "fmcos" or answer.kind != "internal_auth":
+            return self._refused(session, "card", actor, card.card_number, "proof_kind", now)
+        try:
+            check_internal_auth(profile, self._keys(), key_version=card.key_version, uid=answer.uid,
+                                challenge=answer.challenge, cryptogram=answer.payload)
+        except (CardIntegrityError, KeyStoreError):
+            return self._refused(session, "card", actor, card.card_number, "card_proof", now)
+        return self._finish(session, "card", actor, card, now)
+
+    @staticmethod
+    def _consume(session: Session, nonce: bytes, client_id: str, now: datetime) -> None:
+        if repo.consume_challenge(session, nonce=nonce, client_id=client_id, now=now):
+            return
+        known = repo.get_challenge(session, nonce=nonce)
+        if known is None or known.client_id != client_id:
+            raise Conflict("no such challenge for this client", reason="challenge_unknown")
+        if known.used_at is not None:
+            raise Conflict("the challenge was already used", reason="challenge_used")
+        raise Conflict("the challenge has expired", reason="challenge_expired")
+
+    # --- shared endings ------------------------------------------------------------------------
+
+    def _finish(self, session: Session, method: str, actor: str, card: Card, now: datetime) -> Verification:
+        facts = member_facts(session, card)
+        verdict, reason = live_status(card, facts)
+        self._audit(session, method, actor, card.card_number, verdict, reason, now)
+        status = CardStatus(card.status).value if card.status else None
+        return Verification(verdict, reason, method, card.card_number, status, facts, now)
+
+    def _refused(self, session: Session, method: str, actor: str, card_number: str | None, reason: str,
+                 now: datetime) -> Verification:
+        self._audit(session, method, actor, card_number or "", Verdict.NOK, reason, now)
+        return Verification(Verdict.NOK, reason, method, card_number, at=now)
+
+    @staticmethod
+    def _audit(session: Session, method: str, actor: str, subject: str, verdict: Verdict,
+               reason: str | None, now: datetime) -> None:
+        event = AuditEvent(event_type=f"verify.{method}", actor=actor, subject=subject,
+                           outcome=verdict.audit_outcome, reason=reason or "verified", timestamp=now)
+        append_event(session, event)
+
+
+def _card(session: Session, card_number: str) -> Card:
+    try:
+        return card_repo.get_card(session, card_number=card_number)
+    except NotFound:
+        raise NotFound(f"no card {card_number}", reason="unknown_card") from None
