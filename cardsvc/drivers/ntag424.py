@@ -34,25 +34,27 @@ from cardsvc.drivers.base import (
     ProgressCallback,
     StatusReport,
 )
+from cardsvc.drivers.ntag424_ndef import (
+    card_record,
+    ndef_content,
+    parse_card_record,
+    parse_uri_message,
+    sdm_settings,
+)
 from cardsvc.errors import (
     CardIntegrityError,
     CardSpoiled,
     ConfigError,
-    MalformedCredential,
     UnknownCard,
     WrongKey,
 )
 from cardsvc.profiles import Profile
 from cardsvc.profiles.ntag424 import (
     COMM_BITS,
-    SDM_ASCII,
-    SDM_CTR_MIRROR,
-    SDM_UID_MIRROR,
     FileSettings,
     FileSpec,
     Ntag424Config,
     SdmSettings,
-    access_nibble,
 )
 from cardsvc.transport.base import CardConnection
 
@@ -60,8 +62,6 @@ log = logging.getLogger(__name__)
 Rng = Callable[[int], bytes]
 
 FACTORY_KEY = bytes(16)
-RECORD_MAGIC = b"CR\x01"
-URI_PREFIXES = ((b"https://", 4), (b"http://", 3))
 _FRAME = 128
 
 # NT4H2421Gx §10.2 (native status codes, ISO-wrapped as 91xx) and ISO/IEC 7816-4 for 6Axx/69xx
@@ -221,7 +221,8 @@ class Ntag424Driver:
         step = progress or (lambda _msg: None)
         probe = self._probe(conn)
         keys = self._card_keys(plan.master_keys, probe.uid)
-        ndef, record = self._ndef_content(plan), self._record(plan)
+        ndef = ndef_content(self.cfg, plan.sun_base_url)
+        record = card_record(self.cfg, plan.card_number, plan.credential)
         slots = self._slot_states(probe, plan.master_keys)
         state, detail = self._classify(conn, probe, slots)
         log.info("personalising card %s: card state %s (%s)", plan.card_number, state, detail)
@@ -251,7 +252,7 @@ class Ntag424Driver:
         self._write(conn, sm, files["ndef"], 0, ndef)
         self._write(conn, sm, files["ndef"], self.cfg.record.offset, record)
         step("enabling SUN and locking the NDEF and CC files")
-        self._change_settings(conn, sm, files["ndef"], self._sdm_settings(ndef))
+        self._change_settings(conn, sm, files["ndef"], sdm_settings(self.cfg, ndef))
         self._change_settings(conn, sm, files["cc"], None)
 
     def _change_other_keys(self, conn: CardConnection, sm: SecureMessaging, keys: list[bytes],
@@ -313,43 +314,6 @@ class Ntag424Driver:
                 3, "little")
             self._secure(conn, sm, 0x8D, header, chunk, mode, f"WriteData {spec.number:02X}")
 
-    # --- NDEF content ----------------------------------------------------------------------
-
-    def _url(self, plan: PersonalisationPlan) -> bytes:
-        if not plan.sun_base_url:
-            raise ConfigError("an NTAG 424 DNA plan needs sun_base_url")
-        base = plan.sun_base_url.encode("ascii")
-        joiner = b"&" if b"?" in base else b"?"
-        s = self.cfg.sun
-        return (base + joiner + s.picc_param.encode() + b"=" + b"0" * sun.PICC_HEX_LEN + b"&"
-                + s.mac_param.encode() + b"=" + b"0" * sun.MAC_HEX_LEN)
-
-    def _ndef_content(self, plan: PersonalisationPlan) -> bytes:
-        url = self._url(plan)
-        code, rest = next(((c, url[len(p):]) for p, c in URI_PREFIXES if url.startswith(p)), (0, url))
-        if 2 + 5 + len(rest) > self.cfg.record.offset:
-            raise ConfigError("sun_base_url too long for the NDEF file")
-        record = b"\xd1\x01" + bytes((len(rest) + 1,)) + b"U" + bytes((code,)) + rest
-        return len(record).to_bytes(2, "big") + record
-
-    def _sdm_settings(self, ndef: bytes) -> SdmSettings:
-        """Mirror offsets: the URL ends with ``p=<32 hex>&m=<16 hex>`` (see :meth:`_url`)."""
-        s = self.cfg.sun
-        mac = len(ndef) - sun.MAC_HEX_LEN
-        picc = mac - len(s.mac_param) - 2 - sun.PICC_HEX_LEN
-        return SdmSettings(options=SDM_UID_MIRROR | SDM_CTR_MIRROR | SDM_ASCII, meta_read=s.meta_read_key,
-                           file_read=s.file_read_key, counter_retrieval=access_nibble(s.counter_retrieval),
-                           picc_offset=picc, mac_input_offset=mac, mac_offset=mac)
-
-    def _record(self, plan: PersonalisationPlan) -> bytes:
-        if len(plan.credential) > self.cfg.files["data"].size:
-            raise MalformedCredential("credential larger than file 03", reason="too_large")
-        number = plan.card_number.encode("ascii")
-        record = RECORD_MAGIC + bytes((len(plan.credential), len(number))) + number
-        if self.cfg.record.offset + len(record) > self.cfg.files["ndef"].size:
-            raise ConfigError("card number too long for the card record")
-        return record
-
     # --- read-back and proof ---------------------------------------------------------------
 
     def read_back(self, conn: CardConnection, master_keys: MasterKeys) -> CardReadout:
@@ -379,13 +343,7 @@ class Ntag424Driver:
         offset, size = self.cfg.record.offset, self.cfg.files["ndef"].size
         header = b"\x02" + offset.to_bytes(3, "little") + (size - offset).to_bytes(3, "little")
         raw, _ = self._native(conn, 0xAD, header, "ReadData card record")
-        if not raw.startswith(RECORD_MAGIC) or len(raw) < 5 or len(raw) < 5 + raw[4]:
-            raise CardIntegrityError("card record missing or malformed")
-        try:
-            number = raw[5 : 5 + raw[4]].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise CardIntegrityError("card number is not ASCII") from exc
-        return number, raw[3]
+        return parse_card_record(raw)
 
     def _read_url(self, conn: CardConnection) -> bytes:
         """The NDEF URI as a phone reads it (ISO select + READ BINARY; one SUN read)."""
@@ -397,10 +355,7 @@ class Ntag424Driver:
         if not 5 < length <= ndef.size - 2:
             raise CardIntegrityError("NDEF file holds no URI record")
         message, _ = self._transmit(conn, CommandApdu(0x00, 0xB0, 0, 2, le=length), "read NDEF")
-        if message[:2] != b"\xd1\x01" or message[3:4] != b"U" or not 0 < message[2] == len(message) - 4:
-            raise CardIntegrityError("NDEF message is not a single URI record")
-        prefix = next((p for p, c in URI_PREFIXES if c == message[4]), b"")
-        return prefix + message[5:]
+        return parse_uri_message(message)
 
     def prove(self, conn: CardConnection, challenge: bytes) -> CardProof:
         """A SUN proof: the URL as read (the SDMReadCtr inside makes it fresh, not ``challenge``)."""
