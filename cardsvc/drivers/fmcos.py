@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 
 from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.drivers.base import (
@@ -41,6 +40,14 @@ from cardsvc.drivers.base import (
     PersonalisationPlan,
     ProgressCallback,
     StatusReport,
+)
+from cardsvc.drivers.fmcos_marker import (
+    MARKER_SIZE,
+    Stage,
+    decode_marker,
+    encode_marker,
+    report_for,
+    slot_states,
 )
 from cardsvc.drivers.fmcos_session import (
     FmcosSession,
@@ -66,32 +73,6 @@ from cardsvc.transport.base import CardConnection
 
 log = get_logger(__name__)
 Rng = Callable[[int], bytes]
-MARKER_SIZE = 3
-
-
-class Stage(Enum):
-    """What the status marker says about personalisation progress."""
-
-    building = 0x00  # no marker yet, or the INTENT write was torn
-    intent = 0x01  # application complete; the MF key change may or may not have happened
-    complete = 0x02
-
-
-def encode_marker(stage: Stage, key_version: int) -> bytes:
-    return bytes((stage.value, stage.value ^ 0xFF, key_version & 0xFF))
-
-
-def decode_marker(raw: bytes) -> tuple[Stage | None, int]:
-    """The stage and key version in a marker; a torn write (state byte only) maps to the stage
-    whose recovery is safe; any other pattern gives ``None`` (not ours)."""
-    state, check, version = raw[0], raw[1], raw[2]
-    if (state, check) == (0x00, 0x00) or (state, check) == (0x01, 0x00):
-        return Stage.building, version
-    if (state, check) in ((0x01, 0xFE), (0x02, 0xFE)):
-        return Stage.intent, version
-    if (state, check) == (0x02, 0xFD):
-        return Stage.complete, version
-    return None, version
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +126,13 @@ class FmcosDriver:
             session.select_fid(self.config.mf.fid, "MF")
         except CardStatusError as exc:
             return StatusReport(CardState.unknown, uid, f"no FMCOS MF: {exc.message}",
-                                _slots("unknown", "unknown"))
+                                slot_states("unknown", "unknown"))
         if not self._select_application(session):
             return StatusReport(CardState.factory, uid, "no cardsvc application: factory card "
                                 "(or erased before the application existed)",
                                 {"mf_admin": "factory"})  # the application slots do not exist
         stage, version = self._read_stage(session)
-        report = _report_for(stage, version, uid)
+        report = report_for(stage, version, uid)
         if stage is Stage.complete and master_keys is not None:
             report = self._confirm_personalised(session, report, master_keys)
         return report
@@ -222,10 +203,7 @@ class FmcosDriver:
             session.select_fid(self.config.file("status").fid, "status file")
         except FileNotFound:
             return Stage.building, 0
-        raw = session.read_binary(MARKER_SIZE, "status")
-        if len(raw) != MARKER_SIZE:
-            raise CardIntegrityError(f"status marker read returned {len(raw)} bytes, not {MARKER_SIZE}")
-        return decode_marker(raw)
+        return decode_marker(session.read_binary(MARKER_SIZE, "status"))
 
     def _current_stage(self, session: FmcosSession) -> tuple[Stage | None, int]:
         if not self._select_application(session):
@@ -392,23 +370,3 @@ def _decode_number(raw: bytes) -> str:
         return raw[1 : 1 + length].decode("ascii")
     except UnicodeDecodeError as exc:
         raise CardIntegrityError("card number file is not ASCII") from exc
-
-
-def _report_for(stage: Stage | None, version: int, uid: bytes) -> StatusReport:
-    if stage is Stage.complete:
-        return StatusReport(CardState.personalised, uid, f"personalised, key version {version}",
-                            _slots("diversified", "diversified"))
-    if stage is Stage.intent:
-        return StatusReport(CardState.partial, uid, "application written; MF admin key change "
-                            "pending or unconfirmed", _slots("unknown", "diversified"))
-    if stage is Stage.building:
-        return StatusReport(CardState.partial, uid, "application being built; the MF admin key is "
-                            "still the factory key", _slots("factory", "unknown"))
-    return StatusReport(CardState.unknown, uid, "status marker not written by cardsvc",
-                        _slots("unknown", "unknown"))
-
-
-def _slots(mf_admin: str, application: str) -> dict[str, str]:
-    """Key-slot states by role: the MF admin key, and the three application keys together."""
-    return {"mf_admin": mf_admin, "app_admin": application, "internal_auth": application,
-            "line_protection": application}

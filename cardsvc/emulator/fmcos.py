@@ -33,32 +33,11 @@ from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.emulator import fmcos_fs as fs
 from cardsvc.emulator.base import JsonImage
-from cardsvc.emulator.fmcos_fs import StatusWord
+from cardsvc.emulator.fmcos_fs import MF_FID, StatusWord, fm1208_atr
 from cardsvc.errors import CardIntegrityError, CardsvcError, CryptoError, MalformedApdu
 from cardsvc.profiles.fmcos import allows
 
 Rng = Callable[[int], bytes]
-FACTORY_KEY = b"\xff" * 16
-MF_FID = 0x3F00
-_HISTORICAL_PREFIX = bytes.fromhex("20900000000000")  # FM1208 ATS historical bytes before the UID
-
-
-def _factory_mf() -> fs.DedicatedFile:
-    key = fs.CardKey(key_id=0, type=fs.EXTERNAL_AUTH, use=0xF0, change=0xF0, third=0x01,
-                     fourth=0xFF, value=FACTORY_KEY)
-    key_file = fs.KeyFile(fid=0x0000, size=0x40, sfi=0x01, add_right=0xF1, keys={0: key})
-    return fs.DedicatedFile(fid=MF_FID, name=b"1PAY.SYS.DDF01", size=0x1E00, create_right=0xF0,
-                            erase_right=0xF1, app_id=0xAA, key_file=key_file)
-
-
-def fm1208_atr(uid: bytes) -> bytes:
-    """The ATR a PC/SC contactless reader builds from an FM1208 ATS (PC/SC part 3 §3.1.3.2.3)."""
-    historical = _HISTORICAL_PREFIX + uid[:4]
-    body = bytes((0x80 | len(historical), 0x80, 0x01)) + historical
-    tck = 0
-    for byte in body:
-        tck ^= byte
-    return b"\x3b" + body + bytes((tck,))
 
 
 class FmcosCard:
@@ -83,7 +62,7 @@ class FmcosCard:
     def blank(cls, *, uid: bytes | None = None, suite: str = "tdes",
               rng: Rng = os.urandom) -> FmcosCard:
         """A card as shipped: MF with its key file and external-auth key 00 = 16 x FF."""
-        return cls(uid=uid if uid is not None else rng(4), mf=_factory_mf(), suite=suite, rng=rng)
+        return cls(uid=uid if uid is not None else rng(4), mf=fs.factory_mf(), suite=suite, rng=rng)
 
     @classmethod
     def from_image(cls, image: JsonImage, *, rng: Rng = os.urandom) -> FmcosCard:

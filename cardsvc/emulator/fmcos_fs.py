@@ -1,4 +1,5 @@
-"""The non-volatile part of an emulated FMCOS card: DFs, key files, keys and EFs, and their image.
+"""The non-volatile part of an emulated FMCOS card: DFs, key files, keys and EFs, the factory
+state, the ATR, and the card's JSON image.
 
 The image is JSON-able (hex strings for bytes, two-digit hex for attribute bytes) and
 round-trips exactly: ``df_to_image(df_from_image(x)) == x`` for any image this module wrote.
@@ -117,6 +118,33 @@ class DedicatedFile:
         for child in self.dfs:
             out += child.walk()
         return out
+
+
+# --- factory state and ATR ------------------------------------------------------------------------
+
+
+FACTORY_KEY = b"\xff" * 16
+MF_FID = 0x3F00
+_HISTORICAL_PREFIX = bytes.fromhex("20900000000000")  # FM1208 ATS historical bytes before the UID
+
+
+def factory_mf() -> DedicatedFile:
+    """The MF as shipped: its key file holds external-auth key 00 = 16 x FF."""
+    key = CardKey(key_id=0, type=EXTERNAL_AUTH, use=0xF0, change=0xF0, third=0x01,
+                  fourth=0xFF, value=FACTORY_KEY)
+    key_file = KeyFile(fid=0x0000, size=0x40, sfi=0x01, add_right=0xF1, keys={0: key})
+    return DedicatedFile(fid=MF_FID, name=b"1PAY.SYS.DDF01", size=0x1E00, create_right=0xF0,
+                         erase_right=0xF1, app_id=0xAA, key_file=key_file)
+
+
+def fm1208_atr(uid: bytes) -> bytes:
+    """The ATR a PC/SC contactless reader builds from an FM1208 ATS (PC/SC part 3 §3.1.3.2.3)."""
+    historical = _HISTORICAL_PREFIX + uid[:4]
+    body = bytes((0x80 | len(historical), 0x80, 0x01)) + historical
+    tck = 0
+    for byte in body:
+        tck ^= byte
+    return b"\x3b" + body + bytes((tck,))
 
 
 # --- CREATE FILE data -----------------------------------------------------------------------------

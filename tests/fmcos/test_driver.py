@@ -13,7 +13,8 @@ from cardsvc.cardcrypto.fmcos import TDES, auth_cryptogram, suite, verify_intern
 from cardsvc.drivers.base import CardState, MasterKeys, PersonalisationPlan, driver_for
 from cardsvc.drivers.fmcos import FmcosDriver, Stage, decode_marker, encode_marker
 from cardsvc.drivers.fmcos_session import FMCOS_SW, FmcosSession
-from cardsvc.emulator.fmcos import FACTORY_KEY, FmcosCard
+from cardsvc.emulator.fmcos import FmcosCard
+from cardsvc.emulator.fmcos_fs import FACTORY_KEY
 from cardsvc.errors import (
     AccessDenied,
     AuthenticationDelay,

@@ -19,7 +19,8 @@ from cardsvc.cardcrypto.fmcos import (
     verify_response_mac,
 )
 from cardsvc.emulator.base import VirtualCard, card_class
-from cardsvc.emulator.fmcos import FACTORY_KEY, FmcosCard, fm1208_atr
+from cardsvc.emulator.fmcos import FmcosCard
+from cardsvc.emulator.fmcos_fs import FACTORY_KEY, fm1208_atr
 from tests.fmcos.conftest import UID, counting_rng
 
 H = bytes.fromhex

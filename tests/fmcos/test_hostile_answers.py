@@ -10,7 +10,8 @@ import pytest
 
 from cardsvc.drivers.base import PersonalisationPlan
 from cardsvc.drivers.fmcos import FmcosDriver
-from cardsvc.emulator.fmcos import FACTORY_KEY, FmcosCard
+from cardsvc.emulator.fmcos import FmcosCard
+from cardsvc.emulator.fmcos_fs import FACTORY_KEY
 from cardsvc.errors import CardIntegrityError, CardStatusError
 from tests.support.cards import DirectConnection
 from tests.support.tamper import TamperedConnection, cut_data, flip_before_sw, starts
