@@ -120,13 +120,13 @@ class CardWorkflow:
         """A presented card: resume it if its chip is known, else personalise it for ``reservation``."""
         try:
             uid = self._identify(conn)
+            known = self.journal.find_by_uid_hash(self.ctx.uid_hash(uid))
+            if known is not None:
+                return self._recognised(conn, known, uid)
+            refusal = self._refusal(conn)
         except CardError as exc:
-            return CardOutcome(OutcomeKind.refused if not isinstance(exc, TransportError)
-                               else OutcomeKind.failed, None, exc.message)
-        known = self.journal.find_by_uid_hash(self.ctx.uid_hash(uid))
-        if known is not None:
-            return self._recognised(conn, known, uid)
-        refusal = self._refusal(conn)
+            kind = OutcomeKind.failed if isinstance(exc, TransportError) else OutcomeKind.refused
+            return CardOutcome(kind, None, exc.message)
         if refusal:
             return CardOutcome(OutcomeKind.refused, None, refusal)
         card = self._bind(reservation, uid)
