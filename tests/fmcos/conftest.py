@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,12 @@ from cardsvc.drivers.fmcos import FmcosDriver
 from cardsvc.emulator.fmcos import FmcosCard
 from cardsvc.profiles import Profile, load_profile
 from cardsvc.profiles.fmcos import FmcosConfig
+from tests.support.families import counting_rng
 
 PROFILE_PATH = Path(__file__).resolve().parents[2] / "firmware_profiles" / "fmcos-cpu.toml"
 UID = bytes.fromhex("A1B2C3D4")
 SYSTEM_ID = b"CN-310101-FTU"
 CREDENTIAL = bytes(range(9, 9 + 118))
-
-
-def counting_rng() -> Callable[[int], bytes]:
-    """Deterministic 'random' bytes: 00 01 02 … (tests must be reproducible)."""
-    counter = itertools.count()
-    return lambda n: bytes(next(counter) & 0xFF for _ in range(n))
 
 
 @pytest.fixture(scope="session")

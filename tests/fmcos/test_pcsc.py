@@ -8,12 +8,11 @@ from cardsvc.cardcrypto.fmcos import TDES, verify_internal_auth
 from cardsvc.drivers.base import CardState
 from cardsvc.drivers.fmcos import FmcosDriver
 from cardsvc.emulator.fmcos import FmcosCard
-from cardsvc.emulator.runtime import Faults
-from cardsvc.errors import CardRemoved
 from cardsvc.profiles import Profile
 from cardsvc.profiles.fmcos import FmcosConfig
 from cardsvc.transport import pcsc
 from tests.fmcos.conftest import UID, counting_rng, make_plan
+from tests.support.families import pull_during_personalisation
 
 pytestmark = pytest.mark.pcsc
 
@@ -39,17 +38,8 @@ def test_personalise_and_prove_through_pcscd(pcsc_stack, profile: Profile,
 def test_card_pulled_during_personalisation_then_completed(pcsc_stack, profile: Profile) -> None:
     stack = pcsc_stack(1)
     card = FmcosCard.blank(uid=UID, rng=counting_rng())
-    stack.emulate([[card]], faults=Faults(tear_after=40))
     driver, plan = FmcosDriver(profile), make_plan(profile)
-    conn = pcsc.connect(stack.reader_names[0])
-    with pytest.raises(CardRemoved):
-        driver.personalise(conn, plan)
-    conn.close()
-    pcsc.wait_for_removal(stack.reader_names[0], 2.0)
-    slot = stack.slot(0)
-    slot.faults = Faults()
-    slot.insert(card)
-    pcsc.wait_for_card(stack.reader_names[0], 3.0)
+    pull_during_personalisation(stack, card, driver, plan, tear_after=40)
     with pcsc.connect(stack.reader_names[0]) as again:
         assert driver.status(again, plan.master_keys).state is CardState.partial
         assert driver.personalise(again, plan).card_number == plan.card_number

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,16 +12,11 @@ from cardsvc.drivers.ntag424 import Ntag424Driver
 from cardsvc.emulator.ntag424 import Ntag424Card
 from cardsvc.profiles import Profile, load_profile
 from cardsvc.profiles.ntag424 import Ntag424Config
+from tests.support.families import counting_rng
 
 PROFILE_PATH = Path(__file__).resolve().parents[2] / "firmware_profiles" / "ntag424-dna.toml"
 UID = bytes.fromhex("04A1B2C3D4E5F6")
 SYSTEM_ID = b"CN-310101-FTU"
-
-
-def counting_rng() -> Callable[[int], bytes]:
-    """Deterministic 'random' bytes: 00 01 02 … (tests must be reproducible)."""
-    counter = itertools.count()
-    return lambda n: bytes(next(counter) & 0xFF for _ in range(n))
 
 
 @pytest.fixture(scope="session")

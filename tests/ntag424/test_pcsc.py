@@ -9,12 +9,11 @@ import pytest
 from cardsvc.drivers.base import CardState
 from cardsvc.drivers.ntag424 import Ntag424Driver
 from cardsvc.emulator.ntag424 import Ntag424Card
-from cardsvc.emulator.runtime import Faults
-from cardsvc.errors import CardRemoved
 from cardsvc.profiles import Profile
 from cardsvc.profiles.ntag424 import Ntag424Config
 from cardsvc.transport import pcsc
 from tests.ntag424.conftest import UID, counting_rng, make_plan, verify_url
+from tests.support.families import pull_during_personalisation
 from tests.support.pcsc_stack import PcscStack
 
 pytestmark = pytest.mark.pcsc
@@ -41,17 +40,8 @@ def test_card_pulled_during_personalisation_then_completed(pcsc_stack: StackFact
                                                            cfg: Ntag424Config) -> None:
     stack = pcsc_stack(1)
     card = Ntag424Card.blank(uid=UID, rng=counting_rng())
-    stack.emulate([[card]], faults=Faults(tear_after=25))
     driver, plan = Ntag424Driver(profile), make_plan(profile)
-    conn = pcsc.connect(stack.reader_names[0])
-    with pytest.raises(CardRemoved):
-        driver.personalise(conn, plan)
-    conn.close()
-    pcsc.wait_for_removal(stack.reader_names[0], 2.0)
-    slot = stack.slot(0)
-    slot.faults = Faults()
-    slot.insert(card)
-    pcsc.wait_for_card(stack.reader_names[0], 3.0)
+    pull_during_personalisation(stack, card, driver, plan, tear_after=25)
     with pcsc.connect(stack.reader_names[0]) as again:
         assert driver.status(again, plan.master_keys).state is CardState.partial
         assert driver.personalise(again, plan).card_number == plan.card_number
