@@ -129,6 +129,19 @@ def test_full_mode_write_ndef() -> None:
     assert sm.open_response(0x00, H("FC222E5F7A542452"), CommMode.full) == b""
 
 
+def test_full_mode_change_file_settings_an12196() -> None:
+    # AN12196 rev 1.8 §6.9 Table 19 (rev 2.0 §5.9 Table 18): ChangeFileSettings of the NDEF file
+    # right after Table 17's WriteData, so CmdCtr = 1; same session keys and TI as test_full_mode_write_ndef
+    sm = SecureMessaging(enc_key=H("1309C877509E5A215007FF0ED19CA564"),
+                         mac_key=H("4C6626F5E72EA694202139295C7A7FC7"), ti=H("9D00C4DF"), cmd_ctr=1)
+    field = sm.protect_command(0x5F, b"\x02", H("4000E0C1F121200000430000430000"), CommMode.full)
+    assert field == H("0261B6D97903566E84C3AE5274467E89EAD799B7C1A0EF7A04")
+    assert sm.open_response(0x00, H("57BFF87B1241E93D"), CommMode.full) == b""
+    assert sm.cmd_ctr == 2
+    with pytest.raises(CardIntegrityError):  # the same answer again: CmdCtr moved on
+        sm.open_response(0x00, H("57BFF87B1241E93D"), CommMode.full)
+
+
 def test_full_mode_write_and_response() -> None:
     # AN12196 §6.12 (WriteData to file 03); icedevml/nfc-ev2-crypto : test_ev2.py test_full2
     sm = SecureMessaging(enc_key=H("7A93D6571E4B180FCA6AC90C9A7488D4"),

@@ -106,6 +106,19 @@ def test_file_settings_round_trip(read: int, write: int, rw: int, change: int, c
     assert FileSettings.parse_change(settings.change_bytes(), 256) == settings
 
 
+def test_change_file_settings_codec_an12196() -> None:
+    # AN12196 rev 1.8 §6.9 Table 19: CmdData 40 00E0 C1 F121 200000 430000 430000 — SDM on, plain;
+    # read free, write/read-write/change key 0; UID + counter mirrored as ASCII (C1); counter
+    # retrieval key 1, meta read key 2 (encrypted PICCData at 0x20), file read key 1, MAC at 0x43
+    raw = H("4000E0C1F121200000430000430000")
+    settings = FileSettings.parse_change(raw, 256)
+    assert (settings.comm_bits, settings.access) == (0x00, AccessRights(read=0xE, write=0, read_write=0,
+                                                                         change=0))
+    assert settings.sdm == SdmSettings(options=0xC1, meta_read=2, file_read=1, counter_retrieval=1,
+                                       picc_offset=0x20, mac_input_offset=0x43, mac_offset=0x43)
+    assert settings.change_bytes() == raw
+
+
 @pytest.mark.parametrize("raw", ["", "0100", "0000E0EE0001", "0080E0EE000100", "0040EEEE000100C1"])
 def test_malformed_file_settings(raw: str) -> None:
     with pytest.raises(ValueError):
