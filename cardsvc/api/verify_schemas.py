@@ -62,7 +62,9 @@ class CardVerifyRequest(_Body):
     kind: Literal["internal_auth", "sun"]
     payload: str = Field(min_length=1, max_length=400,
                          description="internal_auth: the cryptogram (hex); sun: the URL as read")
-    credential: str = Field(pattern=HEX, min_length=2, max_length=256, description="credential bytes, hex")
+    credential: str | None = Field(default=None, pattern=HEX, min_length=2, max_length=256,
+                                   description="credential bytes (hex) if the terminal read them; "
+                                               "else the card's stored credential is checked")
 
 
 class ServiceRecordRequest(_Body):

@@ -23,6 +23,9 @@ _COMMAND_MODULES = (
     "cardsvc.cli.serve",
     "cardsvc.cli.batch",
     "cardsvc.cli.card",
+    "cardsvc.cli.clients",
+    "cardsvc.cli.audit",
+    "cardsvc.cli.tap",
 )
 
 # One table: error class -> process exit code (most specific first). 0 ok, 1 unexpected, 2 usage.

@@ -55,7 +55,7 @@ class CardAnswer:
     uid: bytes
     kind: str  # "internal_auth" (payload = cryptogram) or "sun" (payload = the URL as read)
     payload: bytes
-    credential: bytes
+    credential: bytes | None = None  # read from the chip when the terminal can; else the stored one
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -156,8 +156,9 @@ class VerificationService:
         self._consume(session, answer.challenge, actor, now)
         card = self._card_by_uid(session, answer.uid)
         try:
-            claims = check_credential(self.trust, answer.credential, now)
-            same_credential(answer.credential, card.credential)
+            presented = answer.credential if answer.credential is not None else card.credential or b""
+            claims = check_credential(self.trust, presented, now)
+            same_credential(presented, card.credential)
         except CredentialVerificationError as exc:
             return self._refused(session, "card", actor, card.card_number, exc.reason, now)
         if claims.card_number != card.card_number:

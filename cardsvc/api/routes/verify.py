@@ -70,7 +70,8 @@ def _hex(value: str, field: str) -> bytes:
 def _answer(body: CardVerifyRequest) -> CardAnswer:
     payload = _hex(body.payload, "payload") if body.kind == "internal_auth" else body.payload.encode()
     return CardAnswer(challenge=_hex(body.challenge, "challenge"), uid=_hex(body.uid, "uid"), kind=body.kind,
-                      payload=payload, credential=_hex(body.credential, "credential"))
+                      payload=payload,
+                      credential=None if body.credential is None else _hex(body.credential, "credential"))
 
 
 @router.post("/verify/card", name="verify_card", response_model=VerifyResponse)
