@@ -328,8 +328,7 @@ class Ntag424Driver:
 
     def _read_protected(self, conn: CardConnection, keys: list[bytes],
                         check_uid: bytes | None = None) -> bytes:
-        slot = self.cfg.files["data"].access.read
-        key_no = int(slot) if not isinstance(slot, str) else 0
+        key_no = int(self.cfg.files["data"].access.read)  # a key slot: the profile refuses free/never
         sm = self._authenticate(conn, key_no, keys[key_no])
         if check_uid is not None:
             card_uid = self._secure(conn, sm, 0x51, b"", b"", CommMode.full, "GetCardUID")

@@ -170,6 +170,8 @@ class Ntag424Config(_Frozen):
             raise ValueError("the SDM meta-read key cannot be UID-diversified: it reveals the UID")
         if len(self.diversification_aid) != 3:
             raise ValueError("diversification_aid must be 3 bytes")
+        if not isinstance(self.files["data"].access.read, int):
+            raise ValueError("the data file's read access must be a key slot (it holds the credential)")
         return self
 
     def slot(self, number: int) -> KeySlot:

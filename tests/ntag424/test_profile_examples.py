@@ -79,6 +79,10 @@ def test_shipped_profile_has_examples_of_every_kind() -> None:
         ({"files": {"cc": {"number": 1, "iso_id": "E103", "size": 32}}}, "exactly cc"),
         ({"diversification_aid": "0102"}, "3 bytes"),
         ({"sun": {"meta_read_key": 7}}, "less than or equal"),
+        ({"files": {"cc": {"number": 1, "iso_id": "E103", "size": 32},
+                    "ndef": {"number": 2, "iso_id": "E104", "size": 256},
+                    "data": {"number": 3, "iso_id": "E105", "size": 128,
+                             "access": {"read": "free"}}}}, "must be a key slot"),
     ],
 )
 def test_config_refusals(table: dict[str, Any], message: str) -> None:
