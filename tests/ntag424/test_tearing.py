@@ -1,9 +1,8 @@
 """The tear test: power is cut during every single APDU of personalisation, in turn.
 
 For each index k: the host sees CardRemoved; the free status probe then classifies the card as the
-card's own memory says it is; a retry on the reinserted card completes personalisation (and the
-result reads back and verifies by SUN) or raises CardSpoiled — never a card that claims to be
-personalised but fails verification.
+card's own memory says it is; a retry on the reinserted card always completes personalisation, and
+the result reads back and verifies by SUN (key 0 changes last, so no single tear can spoil a card).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import pytest
 from cardsvc.drivers.base import CardState
 from cardsvc.drivers.ntag424 import Ntag424Driver
 from cardsvc.emulator.ntag424 import Ntag424Card
-from cardsvc.errors import CardRemoved, CardSpoiled
+from cardsvc.errors import CardRemoved
 from cardsvc.profiles import Profile, load_profile
 from cardsvc.profiles.ntag424 import Ntag424Config
 from tests.ntag424.conftest import PROFILE_PATH, UID, counting_rng, make_plan, verify_url
@@ -57,11 +56,7 @@ def test_tear_at_every_apdu(k: int, profile: Profile, cfg: Ntag424Config) -> Non
     assert report.state is _true_state(card)
     assert not [a for a in probe_conn.sent if a[:2] in (b"\x90\x71", b"\x90\xaf") and len(a) > 6]
 
-    try:
-        readout = driver.personalise(probe_conn.reinsert(), plan)
-    except CardSpoiled:
-        assert driver.status(DirectConnection(card), plan.master_keys).state is not CardState.personalised
-        return
+    readout = driver.personalise(probe_conn.reinsert(), plan)  # one tear never spoils a card
     assert (readout.card_number, readout.credential) == (plan.card_number, plan.credential)
     check = DirectConnection(card)
     assert driver.read_back(check, plan.master_keys) == readout
