@@ -16,7 +16,7 @@ from cardsvc.errors import PiiIntegrityError
 from cardsvc.logging import get_logger
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.pii import PiiCipher
-from cardsvc.verification.outcome import MemberFacts, Verification
+from cardsvc.verification.outcome import MemberFacts, Verdict, Verification
 from cardsvc.verification.recuperation import partner_eligibility
 from cardsvc.verification.roles import MEMBER_FIELDS, Role, present_member
 from cardsvc.verification.tokens import ClientRecord
@@ -49,9 +49,10 @@ def base_view(facts: MemberFacts) -> dict[str, Any]:
 
 def member_view(session: Session, result: Verification, client: ClientRecord,
                 cipher: PiiCipher | None) -> dict[str, Any] | None:
-    """The member as ``client``'s role may see it (``None`` when the verification found no member)."""
+    """The member as ``client``'s role may see it; ``None`` unless the answer is OK or CHECK (a NOK
+    — lost, revoked, replayed — tells nobody whose card it is)."""
     facts = result.member
-    if facts is None:
+    if facts is None or result.verdict is Verdict.NOK:
         return None
     role = client.role
     view = base_view(facts)
@@ -70,7 +71,7 @@ def member_view(session: Session, result: Verification, client: ClientRecord,
 
 def anonymous_view(result: Verification) -> dict[str, Any] | None:
     """The phone-tap page without a login: the masked name only."""
-    if result.member is None:
+    if result.member is None or result.verdict is Verdict.NOK:
         return None
     full = present_member(base_view(result.member), Role.partner)
     return {k: v for k, v in full.items() if k in ANONYMOUS_FIELDS}
