@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cardsvc.cardcrypto import fmcos as fc
+from cardsvc.drivers._keys import check_master_keys
 from cardsvc.drivers.base import (
     MAX_CREDENTIAL_SIZE,
     CardProof,
@@ -63,7 +64,6 @@ from cardsvc.errors import (
     CryptoError,
     FileNotFound,
     IssuanceError,
-    KeyStoreError,
     ProfileError,
 )
 from cardsvc.logging import get_logger
@@ -103,15 +103,11 @@ class FmcosDriver:
 
     def card_keys(self, master_keys: MasterKeys, uid: bytes) -> _CardKeys:
         """Diversify every slot's key for this card (AN10922 over UID ‖ AID ‖ slot ‖ SI)."""
-        out: dict[str, bytes] = {}
-        for slot in self.config.keys:
-            master = master_keys.keys.get(slot.master_role)
-            if master is None:
-                raise KeyStoreError(f"master key role {slot.master_role!r} is missing "
-                                    f"(key version {master_keys.version})")
-            out[slot.role] = self.config.card_key(slot.role, master, uid=uid,
-                                                  system_identifier=master_keys.system_identifier)
-        return _CardKeys(out)
+        check_master_keys(master_keys, (slot.master_role for slot in self.config.keys))
+        return _CardKeys({slot.role: self.config.card_key(slot.role, master_keys.keys[slot.master_role],
+                                                          uid=uid,
+                                                          system_identifier=master_keys.system_identifier)
+                          for slot in self.config.keys})
 
     # --- CardDriver ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from cardsvc.apdu import CommandApdu
 from cardsvc.cardcrypto import sun
 from cardsvc.cardcrypto.ev2 import CommMode, Ev2Authenticator, SecureMessaging, change_key_data
+from cardsvc.drivers._keys import check_master_keys
 from cardsvc.drivers._sw import Meaning, StatusTable, exchange
 from cardsvc.drivers.base import (
     CardProof,
@@ -199,11 +200,7 @@ class Ntag424Driver:
     # --- keys ----------------------------------------------------------------------------------
 
     def _card_keys(self, master_keys: MasterKeys, uid: bytes) -> list[bytes]:
-        missing = {k.master for k in self.cfg.keys} - set(master_keys.keys)
-        if missing:
-            raise ConfigError(f"master keys missing for roles {sorted(missing)}")
-        if not 1 <= master_keys.version <= 255:
-            raise ConfigError("master key version must be 1..255 (0 means factory)")
+        check_master_keys(master_keys, (k.master for k in self.cfg.keys))
         return [self.cfg.card_key(n, master_keys.keys, uid=uid,
                                   system_identifier=master_keys.system_identifier) for n in range(5)]
 

@@ -21,10 +21,10 @@ from cardsvc.errors import (
     CardIntegrityError,
     CardSpoiled,
     CardStatusError,
+    ConfigError,
     CryptoError,
     FileNotFound,
     IssuanceError,
-    KeyStoreError,
     WrongKey,
 )
 from cardsvc.logging import TRACE
@@ -216,12 +216,17 @@ def test_plans_that_do_not_fit_are_refused_before_any_write(
     assert conn.sent == []
 
 
-def test_missing_master_role_is_a_key_store_error(driver: FmcosDriver, card: FmcosCard,
-                                                  plan: PersonalisationPlan) -> None:
+def test_missing_master_role_or_bad_version_is_refused_before_any_apdu(
+        driver: FmcosDriver, card: FmcosCard, plan: PersonalisationPlan) -> None:
     keys = MasterKeys(version=1, keys={"fmcos_mf_admin": bytes(16)}, system_identifier=b"SI")
     bad = PersonalisationPlan(card_number="1", credential=b"x", master_keys=keys)
-    with pytest.raises(KeyStoreError, match="fmcos_app_admin"):
-        driver.personalise(DirectConnection(card), bad)
+    conn = DirectConnection(card)
+    with pytest.raises(ConfigError, match="fmcos_app_admin"):
+        driver.personalise(conn, bad)
+    for version in (0, 256):  # the marker and key records hold one byte: 256 would read back as 0
+        with pytest.raises(ConfigError, match=r"1\.\.255"):
+            driver.personalise(conn, make_plan(driver.profile, version=version))
+    assert [apdu[:2] for apdu in conn.sent] == [H("FFCA")] * 3  # only the reader's UID query
 
 
 def test_read_back_and_prove_refuse_unfinished_cards(
