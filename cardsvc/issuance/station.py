@@ -126,12 +126,13 @@ class Worker:
         started = time.perf_counter()
         try:
             outcome = self._run_card(conn)
+            elapsed = time.perf_counter() - started  # the card's own time, not the clerk's swap
         finally:
             self._release(conn)
         if outcome.used_reservation:
             self._held = None
         self.outcomes.append(outcome)
-        self.event(EventKind.outcome, outcome, outcome.reason, time.perf_counter() - started)
+        self.event(EventKind.outcome, outcome, outcome.reason, elapsed)
 
     def _run_card(self, conn: CardConnection) -> CardOutcome:
         try:

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, exists, func, insert, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from cardsvc.errors import Conflict, NotFound
@@ -28,13 +29,14 @@ from cardsvc.registry.cards import (
     JournalState,
     PrintRecord,
 )
-from cardsvc.registry.models import Member, MemberCategory, MemberStatus
+from cardsvc.registry.models import Member, MemberCategory, MemberStatus, utcnow
 
 CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
 COUNTER = cast(Table, CardNumberCounter.__table__)  # type: ignore[attr-defined]
 BATCH_MEMBER = cast(Table, BatchMember.__table__)  # type: ignore[attr-defined]
 MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
 PRINT = cast(Table, PrintRecord.__table__)  # type: ignore[attr-defined]
+EVENT = cast(Table, CardEvent.__table__)  # type: ignore[attr-defined]
 
 
 # --- batches -----------------------------------------------------------------------------------
@@ -209,15 +211,14 @@ def move_state(session: Session, *, card: Card, expected: JournalState, values: 
                actor: str, detail: str = "") -> Card:
     """Compare-and-set a card's journal state and record the arrow; :class:`Conflict` if it moved."""
     new_state = values.get("state", expected)
-    if card not in session:
-        session.add(card)  # a row loaded by an earlier (closed) session: attach it to refresh it
     statement = (update(CARD).where(CARD.c.id == card.id, CARD.c.state == JournalState(expected).value)
                  .values(**values))
     if session.connection().execute(statement).rowcount != 1:
         raise Conflict(f"card {card.card_number} is no longer {JournalState(expected).value}")
     add_event(session, card_id=_id(card), action="journal", from_state=JournalState(expected).value,
               to_state=JournalState(new_state).value, actor=actor, detail=detail)
-    session.refresh(card)
+    for key, value in values.items():  # mirror the row without a re-read and without a second UPDATE
+        set_committed_value(card, key, value)
     return card
 
 
@@ -235,9 +236,9 @@ def set_status(session: Session, *, card: Card, status: CardStatus, live: bool, 
 
 def add_event(session: Session, *, card_id: int, action: str, from_state: str = "", to_state: str = "",
               actor: str = "", detail: str = "") -> None:
-    session.add(CardEvent(card_id=card_id, action=action, from_state=from_state, to_state=to_state,
-                          actor=actor[:100], detail=detail[:200]))
-    session.flush()
+    session.connection().execute(insert(EVENT).values(
+        card_id=card_id, action=action, from_state=from_state, to_state=to_state, actor=actor[:100],
+        detail=detail[:200], at=utcnow()))
 
 
 def card_events(session: Session, *, card_id: int) -> list[CardEvent]:
