@@ -68,8 +68,14 @@ class CheckpointView(BaseModel):
         return cls(size=cp.size, tree_head=cp.tree_head.hex(), last_hash=cp.last_hash.hex())
 
 
+def problem_response(text: str) -> dict[str, Any]:
+    """An OpenAPI response documented as ``application/problem+json`` (what the handlers send)."""
+    schema = Problem.model_json_schema()
+    return {"description": text, "content": {"application/problem+json": {"schema": schema}}}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": text}
+    status: problem_response(text)
     for status, text in (
         (401, "no, malformed, unknown or revoked token"),
         (403, "the client's role may not call this route"),

@@ -9,6 +9,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardsvc.api.auth import services_of
+from cardsvc.api.schemas import problem_response
 from cardsvc.errors import ConfigError
 from cardsvc.verification.outcome import Verdict, Verification
 from cardsvc.verification.service import VerificationService
@@ -17,6 +18,13 @@ QR_TEXT = r"^UC1:[0-9A-Z $%*+\-./:]{1,600}$"
 HEX = r"^[0-9a-fA-F]*$"
 CODE = r"^[A-Za-z0-9_.:-]{1,64}$"
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9_.:-]{8,64}$"
+
+
+# Beyond the app-wide ones: what the workflows refuse with (a ``reason`` code in the problem).
+OUTCOME_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: problem_response("unknown card, programme, check-in, item or point (see reason)"),
+    409: problem_response("refused: challenge used or expired, quota used up, already checked in …"),
+}
 
 
 def verification_of(request: Request) -> VerificationService:

@@ -1,6 +1,7 @@
 """The phone-tap page (``GET /t?p=…&m=…``): what a phone shows when it reads a member card's SUN URL.
 
 Public: without a staff login it shows only "genuine card, active member" and the masked name.
+Not in the OpenAPI schema (a page, not the JSON API; ``GET /v1/verify/sun`` is its JSON twin).
 A request carrying a staff bearer token (a service-point or partner terminal's browser) sees the
 fields that role may see. Every tap is a verification: the counter moves, an audit row is written,
 and a replayed URL (a copied link) is refused.
@@ -100,7 +101,7 @@ async def _staff(request: Request) -> ClientRecord | None:
     return client
 
 
-@router.get(TAP_PATH, name="tap_page", response_class=HTMLResponse)
+@router.get(TAP_PATH, name="tap_page", response_class=HTMLResponse, include_in_schema=False)
 async def tap_page(request: Request) -> HTMLResponse:
     """The page a phone opens from the card's SUN URL (Chinese UI)."""
     try:

@@ -11,6 +11,7 @@ from cardsvc.api.auth import client_of
 from cardsvc.api.verify_schemas import (
     CODE,
     IDEMPOTENCY_KEY,
+    OUTCOME_ERRORS,
     CheckinRequestBody,
     CheckinView,
     EligibilityListView,
@@ -31,7 +32,7 @@ from cardsvc.verification.recuperation import (
 from cardsvc.verification.service import VerificationService
 from cardsvc.verification.tokens import ClientRecord
 
-router = APIRouter(prefix="/v1", tags=["recuperation"])
+router = APIRouter(prefix="/v1", tags=["recuperation"], responses=OUTCOME_ERRORS)
 
 RequiredKey = Annotated[str, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY)]
 

@@ -11,6 +11,7 @@ from cardsvc.api.auth import client_of
 from cardsvc.api.verify_schemas import (
     CODE,
     IDEMPOTENCY_KEY,
+    OUTCOME_ERRORS,
     ServiceRecordRequest,
     ServiceRecordResponse,
     StatRowView,
@@ -20,7 +21,7 @@ from cardsvc.errors import Conflict, InvalidRecord
 from cardsvc.verification.outcome import Verdict
 from cardsvc.verification.points import ServiceRequest, record_service, statistics
 
-router = APIRouter(prefix="/v1", tags=["service points"])
+router = APIRouter(prefix="/v1", tags=["service points"], responses=OUTCOME_ERRORS)
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY)]
 

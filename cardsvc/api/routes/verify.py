@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from cardsvc.api.auth import client_of
 from cardsvc.api.verify_schemas import (
+    OUTCOME_ERRORS,
     CardVerifyRequest,
     ChallengeResponse,
     QrVerifyRequest,
@@ -20,7 +21,7 @@ from cardsvc.registry import card_repo
 from cardsvc.verification.service import CHALLENGE_TTL, CardAnswer
 from cardsvc.verification.views import member_view
 
-router = APIRouter(prefix="/v1", tags=["verification"])
+router = APIRouter(prefix="/v1", tags=["verification"], responses=OUTCOME_ERRORS)
 
 SUN_PARAM = Annotated[str, Query(pattern=r"^[0-9A-Fa-f]{16,32}$")]
 BUNDLE_MEDIA_TYPE = 'application/cose; cose-type="cose-sign1"'
