@@ -42,7 +42,7 @@ class CardKey:
     change: int
     third: int
     fourth: int
-    value: bytes
+    value: bytes = field(repr=False)  # key material stays out of logs and tracebacks
     protected: bool = False
 
     @property

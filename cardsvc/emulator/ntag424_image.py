@@ -45,7 +45,7 @@ class Nvm:
     """Everything that survives power loss."""
 
     uid: bytes
-    keys: list[bytes] = field(default_factory=lambda: [bytes(KEY_SIZE)] * KEY_COUNT)
+    keys: list[bytes] = field(default_factory=lambda: [bytes(KEY_SIZE)] * KEY_COUNT, repr=False)
     versions: list[int] = field(default_factory=lambda: [0] * KEY_COUNT)
     files: dict[int, NtagFile] = field(default_factory=factory_files)
     sdm_ctr: int = 0

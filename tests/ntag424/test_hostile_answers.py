@@ -136,3 +136,13 @@ def test_read_data_beyond_the_file_is_a_boundary_error(card: Ntag424Card) -> Non
     assert native(card, 0xAD, header) == (b"", 0x91BE)
     command = CommandApdu(0x90, 0xAD, data=b"\x02" + (256).to_bytes(3, "little") + bytes(3), le=256)
     assert tx(card, command.to_bytes()) == (b"", 0x91BE)
+
+
+def test_card_memory_repr_shows_no_keys(card: Ntag424Card) -> None:
+    from cardsvc.emulator.fmcos import FmcosCard
+
+    secret = bytes(range(0xA0, 0xB0))
+    card._nvm.keys[2] = secret  # the memory object itself is what tracebacks print
+    assert secret.hex() not in repr(card._nvm).lower() and "keys" not in repr(card._nvm)
+    fmcos = FmcosCard.blank(uid=bytes(4))
+    assert "ffff" not in repr(fmcos.mf).lower()  # the factory key 16 x FF
