@@ -10,11 +10,13 @@ from collections.abc import Mapping
 
 from sqlmodel import select
 
+from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.cardcrypto import sun
 from cardsvc.credential import OfflineVerifier, TrustAnchor, VerificationStatus, build_trust_bundle
 from cardsvc.credential.keystore import signing_key
 from cardsvc.drivers.base import CardState
 from cardsvc.emulator.base import VirtualCard
+from cardsvc.profiles.fmcos import FmcosConfig
 from cardsvc.profiles.ntag424 import Ntag424Config
 from cardsvc.registry import card_repo
 from cardsvc.registry.cards import BatchMember, Card, CardEvent, JournalState
@@ -42,6 +44,20 @@ def check_sun(desk: Desk, card: VirtualCard) -> None:
     reading = sun.verify_sun(message, meta_read_key=meta, file_read_key=lambda uid: cfg.card_key(
         cfg.sun.file_read_key, keys.keys, uid=uid, system_identifier=keys.system_identifier))
     assert reading.uid == card.uid
+
+
+def check_internal_auth(desk: Desk, card: VirtualCard) -> None:
+    """A reader challenge: the card's INTERNAL AUTHENTICATE answer verifies with the production key."""
+    cfg = desk.profile.config
+    assert isinstance(cfg, FmcosConfig)
+    suite = fc.suite(cfg.cipher_suite)
+    challenge = bytes(range(suite.block_size))
+    proof = desk.ctx.driver.prove(DirectConnection(card), challenge)
+    slot = cfg.key("internal_auth")
+    keys = desk.ctx.master_keys
+    key = slot.derive(keys.keys[slot.master_role], uid=card.uid, aid=cfg.diversification_aid,
+                      system_identifier=keys.system_identifier, cipher_suite=cfg.cipher_suite)
+    fc.verify_internal_auth(suite, key, challenge, proof.payload)
 
 
 def assert_invariants(desk: Desk, chips: Mapping[bytes, VirtualCard] | None = None) -> Counter[str]:
@@ -83,4 +99,7 @@ def _check_card(desk: Desk, card: Card, history: list[CardEvent], chips: Mapping
         assert desk.ctx.driver.status(conn, desk.ctx.master_keys).state is CardState.personalised
         readout = desk.ctx.driver.read_back(DirectConnection(chip), desk.ctx.master_keys)
         assert (readout.card_number, readout.credential) == (card.card_number, card.credential)
-        check_sun(desk, chip)
+        if desk.profile.family == "ntag424":
+            check_sun(desk, chip)
+        else:
+            check_internal_auth(desk, chip)

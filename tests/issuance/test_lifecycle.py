@@ -91,7 +91,8 @@ def test_replace_revokes_and_reserves_in_one_transaction_then_issues(desk: Desk,
     assert lifecycle.revoked_card_numbers() == [old]
     assert assert_invariants(desk, {chip.uid: chip})["issued"] == 2
     renewed = lifecycle.renew(change.new_card_number)
-    assert renewed.new_card_number and lifecycle.revoked_card_numbers() == sorted([old, change.new_card_number])
+    assert renewed.new_card_number
+    assert lifecycle.revoked_card_numbers() == sorted([old, change.new_card_number])
 
 
 def test_revoking_a_reservation_voids_it(desk: Desk, service) -> None:  # type: ignore[no-untyped-def]

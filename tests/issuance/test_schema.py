@@ -11,7 +11,8 @@ from sqlalchemy import Column, Engine, Integer, MetaData
 from cardsvc.registry import cards
 
 CARD_TABLES = ("card_batch", "card_batch_member", "card_number_counter", "card", "card_event", "card_print")
-_MENTION = re.compile(r"(?:Table\('|table=<)(card(?:_batch|_batch_member|_number_counter|_event|_print)?)['>]")
+_MENTION = re.compile(
+    r"(?:Table\('|table=<)(card(?:_batch|_batch_member|_number_counter|_event|_print)?)['>]")
 
 
 def card_diffs(engine: Engine, metadata: MetaData) -> list[str]:

@@ -18,8 +18,16 @@ from cardsvc.issuance.workflow import FaultPoint, OutcomeKind
 from cardsvc.registry import card_repo
 from cardsvc.registry.cards import CardStatus, JournalState
 from tests.issuance.invariants import assert_invariants
-from tests.issuance.support import Desk, QueueSource, blank_cards, clock, key_store, migrated_engine, profile
-from tests.issuance.support import seed_members
+from tests.issuance.support import (
+    Desk,
+    QueueSource,
+    blank_cards,
+    clock,
+    key_store,
+    migrated_engine,
+    profile,
+    seed_members,
+)
 from tests.support.cards import DirectConnection
 
 APDUS = 60  # more than one personalisation takes: a tear index past the end means no tear
