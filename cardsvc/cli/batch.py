@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 import threading
 from collections.abc import Callable
@@ -245,7 +246,7 @@ def _json_sink(progress: Progress) -> Callable[[StationEvent], None]:
     def sink(event: StationEvent) -> None:
         progress(event)
         if event.kind in (EventKind.outcome, EventKind.paused, EventKind.error):
-            emit_json(_event_json(event))
+            print(json.dumps(_event_json(event), ensure_ascii=False), flush=True)  # JSON lines
 
     return sink
 
@@ -263,7 +264,7 @@ def _dry_run(label: str, readers: list[str], pending: int, as_json: bool) -> Non
 def _summary(desk: Desk, label: str, as_json: bool) -> None:
     status = BatchService(desk.sessions).status(label)
     if as_json:
-        emit_json({"summary": _status_row(status)})
+        print(json.dumps({"summary": _status_row(status)}, ensure_ascii=False))
     else:
         _show_statuses([status], False)
 
