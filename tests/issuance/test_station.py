@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from cardsvc.emulator.echo import EchoCard
+from cardsvc.errors import ReaderUnavailable
 from cardsvc.issuance.station import EventKind, Station, StationEvent, Worker
 from cardsvc.issuance.workflow import OutcomeKind
 from cardsvc.registry.cards import JournalState
@@ -149,4 +150,33 @@ def test_stop_finishes_the_current_card_and_releases_the_reservation(desk: Desk)
     assert states == {"issued": 1}  # the next reservation was never taken, or was given back
     rerun = station(desk, [QueueSource("R0", cards[1:])], []).run()  # rerunning resumes
     assert [o.kind for o in rerun] == [OutcomeKind.issued] * 4
+    assert assert_invariants(desk, {c.uid: c for c in cards}) == {"issued": 5}
+
+
+class UnpluggedSource(QueueSource):
+    """A reader that is gone for its first ``gone`` polls, then comes back."""
+
+    def __init__(self, name: str, cards: list, gone: int) -> None:  # type: ignore[type-arg]
+        super().__init__(name, cards)
+        self.gone = gone
+
+    def next_card(self, stop: threading.Event):  # type: ignore[no-untyped-def]
+        if self.gone:
+            self.gone -= 1
+            raise ReaderUnavailable(f"{self.name}: reader unplugged")
+        return super().next_card(stop)
+
+
+def test_unplugged_reader_pauses_its_worker_while_others_go_on(desk: Desk, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("cardsvc.issuance.station.RETRY_S", 0.05)
+    desk.create_batch()
+    cards = blank_cards("ntag424", 5)
+    events: list[StationEvent] = []
+    sources = [UnpluggedSource("R0", cards[:1], gone=3), QueueSource("R1", cards[1:])]
+    station(desk, sources, events).run()  # type: ignore[arg-type]
+    paused = [e for e in events if e.kind is EventKind.paused]
+    assert len(paused) == 3 and {e.reader for e in paused} == {"R0"}
+    assert "unplugged" in paused[0].message
+    by_reader = {r: [e.outcome.kind for e in events if e.outcome and e.reader == r] for r in ("R0", "R1")}
+    assert by_reader == {"R0": [OutcomeKind.issued], "R1": [OutcomeKind.issued] * 4}
     assert assert_invariants(desk, {c.uid: c for c in cards}) == {"issued": 5}
