@@ -67,7 +67,8 @@ def find_font(candidates: Sequence[Path] = CJK_FONTS) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise ConfigError(f"no font found for the print sheet (looked for {', '.join(p.name for p in candidates)})",
+    names = ", ".join(p.name for p in candidates)
+    raise ConfigError(f"no font found for the print sheet (looked for {names})",
                       hint="install fonts-droid-fallback and fonts-dejavu-core (tools/dev.sh does)")
 
 
