@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
+    rate_limit_burst: int = 120  # per API client: requests at once …
+    rate_limit_per_second: float = 30.0  # … then this many per second on average
     apdu_trace: bool = False
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from cardsvc.api.services import Services, db_services, in_memory_services
 from cardsvc.config import Environment, Settings, get_settings
 from cardsvc.errors import ConfigError
 from cardsvc.logging import configure
+from cardsvc.verification.ratelimit import RateLimit
 from cardsvc.verification.roles import ROUTE_POLICIES
 
 
@@ -101,4 +102,5 @@ def app_from_env() -> FastAPI:
     """The uvicorn factory: settings from the environment, database-backed services."""
     settings = get_settings()
     configure(settings.log_level)
-    return create_app(settings, services=db_services(settings))
+    limit = RateLimit(burst=settings.rate_limit_burst, per_second=settings.rate_limit_per_second)
+    return create_app(settings, services=db_services(settings, rate_limit=limit))
