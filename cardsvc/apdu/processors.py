@@ -37,7 +37,7 @@ def get_response(transmit: Transmit, *, max_rounds: int = MAX_RESPONSE_ROUNDS) -
         response = ResponseApdu.from_bytes(transmit(apdu))
         if response.sw1 != 0x61:
             return response.to_bytes()
-        channel = apdu[0] & 0x03 if apdu else 0
+        channel = get_response_cla(apdu[0]) if apdu else 0
         data = bytearray(response.data)
         for _ in range(max_rounds):
             le = response.sw2 or 256
@@ -48,6 +48,21 @@ def get_response(transmit: Transmit, *, max_rounds: int = MAX_RESPONSE_ROUNDS) -
         raise MalformedApdu(f"card kept answering 61xx after {max_rounds} GET RESPONSE rounds")
 
     return send
+
+
+def get_response_cla(cla: int) -> int:
+    """The CLA of GET RESPONSE after a command with ``cla``: interindustry, same logical channel.
+
+    First interindustry class (``0x0X``/``0x1X``/``0x2X``/``0x3X``): channel in bits 1–2. Further
+    interindustry (``0x4X``–``0x7X``): channel 4–19 in bits 1–4. Proprietary classes (``0x80``–``0xFF``,
+    including FMCOS ``80``/``84``, DESFire-native ``90`` and PC/SC pseudo-APDUs ``FF``): basic channel.
+    Secure-messaging and chaining bits are never carried over.
+    """
+    if cla & 0x80:
+        return 0x00
+    if cla & 0x40:
+        return 0x40 | (cla & 0x0F)
+    return cla & 0x03
 
 
 def _get_response_apdu(channel: int, le: int) -> bytes:
