@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verification service benchmark: `cardsvc serve --workers 2` against a bare FastAPI hello.
 
-    .venv/bin/python tools/bench_verify.py [--duration 8] [--connections 32]
+    .venv/bin/python tools/bench_verify.py [--duration 8] [--connections 32] [--postgres]
 
 One run: a fresh data directory (SQLite, file key store with issuer, bundle, card master and UID
 index keys), members and issued NTAG 424 DNA cards, a partner client; then, on loopback only, a
@@ -34,6 +34,8 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.postgres for --postgres
+
 from cardsvc.cardcrypto import sun
 from cardsvc.config import Settings, get_settings
 from cardsvc.credential import Algorithm, CredentialClaims, issue_credential, to_qr_text
@@ -51,6 +53,7 @@ from cardsvc.verification.roles import Role
 from cardsvc.verification.seed import seed_reference_data
 from cardsvc.verification.store import DbClientStore
 from cardsvc.verification.tokens import create_client
+from tests.support.postgres import postgres_server
 
 ISSUER = "SZGH"
 PROFILE = "ntag424-dna"
@@ -96,8 +99,10 @@ class Result:
 # --- data --------------------------------------------------------------------------------------
 
 
-def _env(data_dir: Path) -> dict[str, str]:
+def _env(data_dir: Path, database_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARDSVC_", "PROMETHEUS_"))}
+    if database_url is not None:
+        env["CARDSVC_DATABASE_URL"] = database_url
     env.update(CARDSVC_ENV="dev", CARDSVC_DATA_DIR=str(data_dir), CARDSVC_ISSUER=ISSUER,
                CARDSVC_LOG_LEVEL="WARNING", CARDSVC_RATE_LIMIT_BURST="1000000",
                CARDSVC_RATE_LIMIT_PER_SECOND="1000000")  # measure the service, not the limiter
@@ -289,18 +294,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per target (bounded: ≤ 60)")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--postgres", action="store_true",
+                        help="a throwaway PostgreSQL server (durable: fsync on) instead of SQLite")
     args = parser.parse_args()
     duration = max(1, min(args.duration, 60))
     work = Path(tempfile.mkdtemp(prefix="cardsvc-bench-verify-"))
     try:
-        run(work, duration, args.connections)
+        if args.postgres:
+            with postgres_server(durable=True) as pg:
+                run(work, duration, args.connections, pg.url(pg.create_database()))
+        else:
+            run(work, duration, args.connections, None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, duration: int, connections: int) -> None:
-    env = _env(work / "data")
-    settings = get_settings(env="dev", data_dir=work / "data", issuer=ISSUER)
+def run(work: Path, duration: int, connections: int, database_url: str | None) -> None:
+    env = _env(work / "data", database_url)
+    settings = get_settings(env="dev", data_dir=work / "data", issuer=ISSUER, database_url=database_url)
     token, qrs, sun_paths = prepare(settings)
     hello_port, app_port = free_port(), free_port()
     common = {"work": work, "duration": duration, "connections": connections}
@@ -323,7 +334,8 @@ def run(work: Path, duration: int, connections: int) -> None:
         stop(app_proc)
     report([hello, qr, sun_r], hello)
     print(f"(loopback, {connections} connections, {duration} s per target, {os.cpu_count()} CPUs, "
-          f"load generator: {'wrk' if shutil.which('wrk') else 'python/httpx'}; SUN URLs: {len(sun_paths)})")
+          f"load generator: {'wrk' if shutil.which('wrk') else 'python/httpx'}; SUN URLs: {len(sun_paths)}; "
+          f"database: {'PostgreSQL' if database_url else 'SQLite'})")
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
