@@ -88,6 +88,7 @@ def decode_sign1(raw: bytes, *, max_size: int) -> Sign1:
 
 # Our own credentials: D2 84 | 46 A2 01 <alg> 04 41 <kid> | A0 | 58 <n> <payload> | 58 40 <sig>
 _CANONICAL_ALG = {0x27: -8, 0x26: -7}
+_CANONICAL_MIN = 12 + 24 + 66  # header bytes, the shortest 58-prefixed payload, the signature
 
 
 def _decode_canonical(raw: bytes) -> Sign1 | None:
@@ -95,7 +96,10 @@ def _decode_canonical(raw: bytes) -> Sign1 | None:
 
     Only input byte-identical to that canonical layout takes this path — every length byte is
     checked — so it accepts exactly what the general decoder would; anything else returns None.
+    Input too short for that layout returns None before any index is read.
     """
+    if len(raw) < _CANONICAL_MIN:
+        return None
     if raw[:5] != b"\xd2\x84\x46\xa2\x01" or raw[6:8] != b"\x04\x41" or raw[9:11] != b"\xa0\x58":
         return None
     alg = _CANONICAL_ALG.get(raw[5])

@@ -147,3 +147,17 @@ def test_hostile_payload_inside_a_signed_shape(verifier: OfflineVerifier) -> Non
         credential = cbor2.dumps(cbor2.CBORTag(18, [header, {}, raw[:60], b"\x00" * 64]))
         result = verifier.verify(credential)
         assert result.status is VerificationStatus.nok
+
+
+def test_every_truncation_is_a_typed_error(verifier: OfflineVerifier, credential: bytes,
+                                           anchor: TrustAnchor) -> None:
+    """Regression: an 11-13-byte prefix of our canonical layout raised IndexError in the
+    slicing fast path (random bytes almost never start with the 11 canonical header bytes)."""
+    for cut in range(len(credential)):
+        raw = credential[:cut]
+        with pytest.raises(MalformedCredential):
+            parse_credential(raw)
+        with pytest.raises(BundleError):
+            TrustBundle.load(raw, anchor)
+        result = verifier.verify(raw)
+        assert result.status is VerificationStatus.nok and result.reason
