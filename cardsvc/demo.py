@@ -10,6 +10,7 @@ Steps, each idempotent so a second run reuses the data directory (``CARDSVC_DATA
 4. two virtual readers, each with a stack of blank NTAG 424 DNA cards: a private pcscd when root
    (see ``cardsvc emulate --private-pcscd``), else the system pcscd's vpcd ports; when neither
    works the demo says why and runs the API without readers;
+   the sample lists are copied to ``<data-dir>/samples`` for the README tour;
 5. ``<data-dir>/demo.env`` for other shells (``source var/demo.env``): data directory, issuer,
    ``PCSCLITE_CSOCK_NAME`` (a symlink to whichever pcscd runs the readers) and the venv's ``PATH``;
 6. ``cardsvc serve`` on 127.0.0.1:8000 in the foreground. Ctrl-C (or SIGTERM) stops the server,
@@ -24,6 +25,7 @@ import datetime as dt
 import importlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -38,7 +40,7 @@ from cardsvc.cli.main import run
 from cardsvc.cli.output import console, err_console
 from cardsvc.config import Settings, get_settings
 from cardsvc.credential import open_key_store
-from cardsvc.demo_data import MEMBERS, ORGS
+from cardsvc.demo_data import MEMBERS, NEW_MEMBERS, ORGS
 from cardsvc.emulator.images import factory_for
 from cardsvc.emulator.pcscd import (
     SOCKET_ENV,
@@ -127,7 +129,17 @@ def prepare(settings: Settings) -> dict[str, int]:
         cli("members", "import", str(MEMBERS))
         counts = registry_counts(settings)
     seed_reference_data(settings)
+    copy_samples(settings)
     return counts
+
+
+def copy_samples(settings: Settings) -> Path:
+    """The sample lists, copied to ``<data-dir>/samples`` for the README tour."""
+    target = settings.data_dir / "samples"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in (ORGS, MEMBERS, NEW_MEMBERS):
+        shutil.copyfile(source, target / source.name)
+    return target
 
 
 def ensure_card_keys(settings: Settings) -> None:

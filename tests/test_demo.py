@@ -90,7 +90,8 @@ class DemoProcess:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cardsvc.demo", "--port", str(port), "--cards", "3", *extra],
-                cwd=workdir, env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
+                cwd=workdir, env=clean_env(), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT)
 
     @property
     def url(self) -> str:
@@ -115,8 +116,8 @@ class DemoProcess:
     def shell(self, command: str) -> subprocess.CompletedProcess[str]:
         """``command`` in bash after ``source var/demo.env``, as the banner tells users to."""
         return subprocess.run(["bash", "-c", f"source var/demo.env && {command}"],
-                              cwd=self.workdir, env=clean_env(), capture_output=True, text=True,
-                              timeout=60, check=False)
+                              cwd=self.workdir, env=clean_env(), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, check=False)
 
     def kill(self) -> None:
         if self.process.poll() is None:

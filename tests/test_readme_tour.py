@@ -1,0 +1,89 @@
+"""The README is executable: its set-up commands are the two of ``tools/dev.sh`` and its tour runs.
+
+The tour's ```sh blocks run in order, as written, in ONE bash session (``set -euo pipefail``: the
+first failing command fails the test — nothing is skipped) in a temporary working directory, next to
+the demo started exactly as ``tools/dev.sh demo`` starts it (``python -m cardsvc.demo``; the real
+PC/SC stack: a private pcscd, vpcd readers and emulated blank cards; SQLite and the file key store).
+Afterwards the test checks what the tour should have left behind.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import typer.main
+
+from cardsvc.cli.main import build_app
+from tests.test_demo import STOP_TIMEOUT_S, DemoProcess, clean_env, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TOUR_HEADING = "## Five-minute tour"
+TOUR_TIMEOUT_S = 240
+NEW_MEMBERS = 8
+CARDS_PER_READER = 8  # the tour issues 8 cards on 2 readers; a spare stack keeps the wait short
+_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading + "\n")
+    end = text.find("\n## ", start + len(heading))
+    return text[start: end if end != -1 else len(text)]
+
+
+def sh_blocks(text: str) -> list[str]:
+    return [block.strip() for block in _BLOCK.findall(text)]
+
+
+def tour() -> list[str]:
+    return sh_blocks(section(README.read_text(encoding="utf-8"), TOUR_HEADING))
+
+
+def test_setup_is_exactly_the_two_dev_sh_commands() -> None:
+    setup = section(README.read_text(encoding="utf-8"), "## Set up")
+    assert sh_blocks(setup) == ["tools/dev.sh demo", "tools/dev.sh test"]
+    dev_sh = (ROOT / "tools" / "dev.sh").read_text(encoding="utf-8")
+    assert 'exec python -m cardsvc.demo "$@"' in dev_sh  # what this test starts for the demo
+
+
+def test_tour_commands_name_real_cardsvc_commands() -> None:
+    root = typer.main.get_command(build_app())
+    groups: dict[str, object] = root.commands  # type: ignore[attr-defined]
+    used = re.findall(r"^(?:\S+=\$\()?cardsvc ([a-z-]+)(?: ([a-z-]+))?", "\n".join(tour()), re.MULTILINE)
+    assert len(used) >= 10
+    for command, sub in used:
+        assert command in groups, command
+        subcommands = getattr(groups[command], "commands", None)
+        if subcommands is not None:
+            assert sub in subcommands, (command, sub)
+
+
+def test_readme_tour_runs_end_to_end(tmp_path: Path) -> None:
+    blocks = tour()
+    assert blocks, "the tour has no ```sh blocks"
+    demo = DemoProcess(tmp_path, free_port(), "--cards", str(CARDS_PER_READER))
+    try:
+        demo.wait_ready()
+        result = subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(blocks)],
+                                cwd=tmp_path, env=clean_env(), stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=TOUR_TIMEOUT_S, check=False)
+        assert result.returncode == 0, f"tour failed:\n{result.stdout}\n{result.stderr}\n{demo.output()}"
+        _check_effects(tmp_path / "var", result.stdout)
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.process.wait(STOP_TIMEOUT_S) == 0, demo.output()
+    finally:
+        demo.kill()
+
+
+def _check_effects(var: Path, stdout: str) -> None:
+    assert "8 rows read: 8 created" in stdout
+    qr_files = sorted(var.glob("qr/*.png"))
+    assert len(qr_files) == NEW_MEMBERS
+    assert (var / "tour-g4.pdf").read_bytes().startswith(b"%PDF")
+    assert (var / "import-report.xlsx").stat().st_size > 0
+    assert f"OK card {qr_files[0].stem}" in stdout
+    assert "refused, as it should be" in stdout
+    assert stdout.count("OK card") == 1
