@@ -16,10 +16,20 @@ from cardsvc.registry.importer import ImportReport
 HEADER = ("行号 row", "字段 field", "原因 reason", "说明 message")
 
 
+# What makes Excel, WPS or LibreOffice read a cell as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def report_lines(report: ImportReport) -> Iterator[tuple[object, ...]]:
+    """Every line of the report, each text cell already made inert."""
     yield HEADER
+    for line in _raw_lines(report):
+        yield tuple(_inert(cell) if isinstance(cell, str) else cell for cell in line)
+
+
+def _raw_lines(report: ImportReport) -> Iterator[tuple[object, ...]]:
     for problem in report.problems:
-        yield problem.row, _inert(problem.field), problem.reason, _inert(problem.message)
+        yield problem.row, problem.field, problem.reason, problem.message
     yield ()
     yield from _totals(report)
     for notice in report.notices:
@@ -27,8 +37,8 @@ def report_lines(report: ImportReport) -> Iterator[tuple[object, ...]]:
 
 
 def _inert(text: str) -> str:
-    """Header text comes from the clerk's file: never let it become a spreadsheet formula."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+    """Headers and the file name come from the clerk: never let a cell become a formula."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def _totals(report: ImportReport) -> list[tuple[str, object]]:

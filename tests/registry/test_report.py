@@ -50,3 +50,29 @@ def test_xlsx_report_has_no_formulas(tmp_path: Path) -> None:
 def test_report_needs_a_known_extension(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.xlsx or \.csv"):
         write_report(REPORT, tmp_path / "report.txt")
+
+
+HOSTILE = ImportReport(
+    source="=HYPERLINK(\"http://x\").xlsx", dry_run=True, rows_read=1, created=0, updated=0,
+    unchanged=0, problems=(RowProblem(2, "\t=1+1", "missing", "\r=cmd|' /C calc'!A0"),),
+    notices=("@SUM(1) is not a known column and was ignored",),
+)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_every_text_cell_is_inert(tmp_path: Path, suffix: str) -> None:
+    """Regression: the file name (totals) and notices were written raw; tab/CR starts were missed."""
+    out = tmp_path / f"report{suffix}"
+    write_report(HOSTILE, out)
+    if suffix == ".csv":
+        with out.open(encoding="utf-8-sig", newline="") as handle:
+            cells = [cell for line in csv.reader(handle) for cell in line]
+    else:
+        book = load_workbook(out)
+        found = [c for row in book.worksheets[0].iter_rows() for c in row if c.value is not None]
+        book.close()
+        assert all(c.data_type != "f" for c in found)
+        cells = [str(c.value) for c in found]
+    dangerous = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert dangerous == []
+    assert "'=HYPERLINK(\"http://x\").xlsx" in cells and "'\t=1+1" in cells
