@@ -18,9 +18,11 @@ from cardsvc.errors import InvalidRecord
 # GB 11643-1999 §5 / ISO 7064 MOD 11-2: weights 2^(17-i) mod 11 and the check-character table.
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK_CHARS = "10X98765432"
-_ID_SHAPE = re.compile(r"\d{17}[\dX]")
-_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d+)?E[+-]?\d+$")
-_PHONE = re.compile(r"1[3-9]\d{9}")
+# ASCII digits only: Python's \d also matches Arabic-Indic, Devanagari … digits, which NFKC keeps,
+# and int() reads — such a number would pass the check and get a blind index of its own.
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
+_SCIENTIFIC = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?E[+-]?[0-9]+$")
+_PHONE = re.compile(r"1[3-9][0-9]{9}")
 _NAME_SEPARATORS = "·•‧∙・･."
 _NAME_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134fA-Za-z·]")
 MAX_NAME_LENGTH = 30

@@ -87,12 +87,18 @@ def test_bad_id_numbers(raw: object, reason: str) -> None:
 
 
 @pytest.mark.parametrize("birth", ["19990230", "20230229", "19991301", "19990000", "18991231",
-                                   "20250602", "21000101"])
+                                   "20250602", "21000101", "19000229"])  # 1900: not a leap year
 def test_impossible_or_future_birth_dates(birth: str) -> None:
     body = f"110105{birth}001"
     with pytest.raises(InvalidRecord) as info:
         parse_id_number(body + check_character(body), today=TODAY)
     assert info.value.reason == "id_birth_date"
+
+
+@pytest.mark.parametrize("birth", ["20000229", "19000101", "19960229"])  # 2000: a leap year
+def test_leap_days_and_the_first_year_are_accepted(birth: str) -> None:
+    body = f"110105{birth}001"
+    assert f"{parse_id_number(body + check_character(body), today=TODAY).birth_date:%Y%m%d}" == birth
 
 
 def test_birth_today_is_accepted() -> None:
@@ -157,3 +163,25 @@ def test_phones_rejected(raw: object) -> None:
     with pytest.raises(InvalidRecord) as info:
         parse_phone(raw)
     assert info.value.reason == "phone_shape"
+
+
+
+def _other_digits(text: str, zero: int) -> str:
+    return "".join(chr(zero + int(c)) if c.isdigit() else c for c in text)
+
+
+@pytest.mark.parametrize("zero", [0x660, 0x6F0, 0x966, 0x1D7CE])  # Arabic-Indic, Persian, Devanagari, math
+def test_non_ascii_digits_never_pass_as_they_are(zero: int) -> None:
+    """Regression: \\d matched other scripts' digits (NFKC keeps most of them), so a valid number
+    written in them passed and got a blind index unequal to the ASCII number's: a duplicate member.
+    Digits NFKC folds to ASCII (mathematical digits, like full-width ones) are read as ASCII."""
+    for raw in (_other_digits(VALID[0], zero), VALID[1][:10] + _other_digits(VALID[1][10:], zero)):
+        try:
+            assert parse_id_number(raw, today=TODAY).value in VALID
+        except InvalidRecord as exc:
+            assert exc.reason == "id_shape"
+    for raw in ("138" + _other_digits("00138000", zero), _other_digits("13800138000", zero)):
+        try:
+            assert parse_phone(raw) == "13800138000"
+        except InvalidRecord as exc:
+            assert exc.reason == "phone_shape"
