@@ -39,7 +39,8 @@ def mask(kind: PiiKind, value: str, *, audience: Audience = Audience.staff) -> s
 
 def _mask_name(name: str) -> str:
     if "·" in name:  # minority names: first character of the first part, last of the last part
-        return f"{name[0]}*{name[-1]}"
+        shown_last = len(name.replace("·", "")) > 2  # "买·提" would otherwise show every letter
+        return f"{name[0]}*{name[-1]}" if shown_last else f"{name[0]}*"
     surname = name[:2] if name[:2] in COMPOUND_SURNAMES and len(name) > 2 else name[:1]
     rest = len(name) - len(surname)
     if rest <= 0:

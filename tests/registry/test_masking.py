@@ -12,6 +12,7 @@ from cardsvc.registry.masking import COMPOUND_SURNAMES, Audience, PiiKind, mask
 @pytest.mark.parametrize(("name", "masked"), [
     ("张小三", "张*三"), ("李四", "李*"), ("王", "*"), ("欧阳修", "欧阳*"), ("欧阳小明", "欧阳*明"),
     ("司马相如", "司马*如"), ("张大小三", "张**三"), ("阿依古丽·买买提", "阿*提"), ("欧阳", "欧*"),
+    ("买·提", "买*"), ("A·B", "A*"), ("阿·买提", "阿*提"),  # two-letter "·" names: was 买*提 (all shown)
 ])
 def test_name_examples(name: str, masked: str) -> None:
     assert mask(PiiKind.name, name) == masked
@@ -60,3 +61,15 @@ def test_phone_mask(value: str) -> None:
 def test_short_values_are_fully_hidden(value: str) -> None:
     masked = mask(PiiKind.phone, value[:7])
     assert masked == "*" * len(value[:7])
+
+
+_dot_names = st.builds(lambda a, b: f"{a}·{b}", st.text(_han, min_size=1, max_size=5),
+                       st.text(_han, min_size=1, max_size=5))
+
+
+@given(_dot_names)
+def test_dot_name_mask_always_hides_a_letter(name: str) -> None:
+    masked = mask(PiiKind.name, name)
+    letters = name.replace("·", "")
+    shown = masked.replace("*", "")
+    assert "*" in masked and len(shown) < len(letters) and letters.startswith(shown[:1])
