@@ -20,10 +20,10 @@ class Crash(BaseException):
     """The station process dies here (not an Exception: nothing in cardsvc may catch it)."""
 
 
-def apdus_per_card(desk: Desk) -> int:
+def apdus_per_card(desk: Desk, family: str = "ntag424") -> int:
     """How many APDUs one clean issue takes (reservation → issued), measured on a spare card."""
     workflow = desk.workflow("probe")
-    (card,) = blank_cards("ntag424", 1, first_uid=999)
+    (card,) = blank_cards(family, 1, first_uid=999)
     conn = DirectConnection(card)
     outcome = workflow.process(conn, workflow.journal.reserve(desk.batch))  # type: ignore[arg-type]
     assert outcome.kind is OutcomeKind.issued

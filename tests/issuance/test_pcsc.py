@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from cardsvc.emulator.base import VirtualCard
 from cardsvc.emulator.runtime import Faults, Slot
@@ -18,7 +20,8 @@ from cardsvc.issuance.readers import PcscReaderSource
 from cardsvc.issuance.station import Station, StationEvent, Worker
 from cardsvc.issuance.workflow import OutcomeKind
 from tests.issuance.invariants import assert_invariants
-from tests.issuance.support import Desk, blank_cards, seed_members
+from tests.issuance.support import Desk, blank_cards, key_store, profile, seed_members
+from tests.issuance.test_faults import apdus_per_card
 from tests.support.pcsc_stack import PcscStack
 
 pytestmark = pytest.mark.pcsc
@@ -71,15 +74,17 @@ def tear_feeder(slot: Slot, schedule: list[int | None]) -> Callable[[Slot, Virtu
     return on_removed
 
 
+@pytest.mark.parametrize("family", ["ntag424", "fmcos"])
 def test_tear_after_every_apdu_through_pcscd_then_present_again(
-        desk: Desk, pcsc_stack: Callable[[int], PcscStack]) -> None:
-    from tests.issuance.test_faults import apdus_per_card
-
+        engine: Engine, tmp_path: Path, pcsc_stack: Callable[[int], PcscStack], family: str) -> None:
+    chosen = profile("ntag424-dna" if family == "ntag424" else "fmcos-cpu")
+    seed_members(engine, 3)
+    desk = Desk(engine, key_store(tmp_path / "keys", chosen), chosen)
     desk.create_batch()
-    total = apdus_per_card(desk)
+    total = apdus_per_card(desk, family)
     seed_members(desk.engine, total + 2, start=100)
     desk.create_batch("PCSC-TEAR")
-    cards = blank_cards("ntag424", total, first_uid=300)
+    cards = blank_cards(family, total, first_uid=300)
     stack = pcsc_stack(READERS)
     queues: list[list[VirtualCard]] = [[] for _ in range(READERS)]
     schedules: list[list[int | None]] = [[] for _ in range(READERS)]
