@@ -3,6 +3,10 @@
 ``keys.cbor`` holds the scrypt parameters and salt, a check value (wrong passphrase → clear
 ``KeyStoreError`` before anything is signed), the public key records, and per entry
 ``nonce ‖ ciphertext`` with the entry's name as associated data, so entries cannot be swapped.
+The public key records are authenticated too (an AES-GCM tag under the KEK over their CBOR): the
+trust bundle is built from them, so a record edited in the file — another public key, a revoked
+key made active — must fail to load rather than be signed into the next bundle. Whole-file
+rollback to an older, genuine version cannot be detected here.
 Changes happen under an exclusive ``flock`` on ``keys.lock``: re-read, modify, write a temporary
 file, fsync, rename, fsync the directory. Readers never see a half-written file.
 """
@@ -39,10 +43,13 @@ from cardsvc.credential.keys import (
 from cardsvc.errors import KeyStoreError
 from cardsvc.logging import get_logger
 
-FORMAT = 1
+FORMAT = 2  # 2: authenticated key catalogue (format 1 stores were pre-release and are refused)
 FILE_NAME = "keys.cbor"
 SCRYPT_N = 2**15
+MAX_SCRYPT_N = 2**20  # 1 GiB of scrypt memory: a larger value in the file is corruption, not a cost
 _CHECK_PLAINTEXT = b"cardsvc key store"
+_NONCE, _TAG = 12, 16
+_CATALOGUE_AAD = b"cardsvc/keys/catalogue\x00"
 _log = get_logger(__name__)
 
 
@@ -57,6 +64,7 @@ class _Document:
     bundle: list[IssuerKey] = field(default_factory=list)
     private: dict[bytes, bytes] = field(default_factory=dict)  # kid -> sealed private key
     secrets: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    catalogue: bytes = b""  # nonce ‖ GCM tag over the key records (see the module docstring)
 
 
 class FileKeyStore:
@@ -197,10 +205,22 @@ class FileKeyStore:
         return nonce + self._cipher(doc).encrypt(nonce, plaintext, label.encode("utf-8"))
 
     def _open(self, doc: _Document, label: str, sealed: bytes) -> bytes:
+        return self._unseal(doc, sealed, label.encode("utf-8"), f"key store entry {label}")
+
+    def _unseal(self, doc: _Document, sealed: bytes, aad: bytes, what: str) -> bytes:
+        if len(sealed) < _NONCE + _TAG:  # a short nonce would make AESGCM raise ValueError
+            raise KeyStoreError(f"{what} is truncated")
         try:
-            return self._cipher(doc).decrypt(sealed[:12], sealed[12:], label.encode("utf-8"))
+            return self._cipher(doc).decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
         except InvalidTag:
-            raise KeyStoreError(f"key store entry {label} fails authentication") from None
+            raise KeyStoreError(f"{what} fails authentication") from None
+
+    def _seal_catalogue(self, doc: _Document) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._cipher(doc).encrypt(nonce, b"", _catalogue_aad(doc))
+
+    def _check_catalogue(self, doc: _Document) -> None:
+        self._unseal(doc, doc.catalogue, _catalogue_aad(doc), "the key records' authentication tag")
 
     # --- file ----------------------------------------------------------------------------------
 
@@ -219,7 +239,7 @@ class FileKeyStore:
         marker = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cache is None or self._cache[0] != marker:
             doc = _decode(self._path.read_bytes())
-            self._cipher(doc)
+            self._check_catalogue(doc)
             self._cache = (marker, doc)
         return self._cache[1]
 
@@ -237,6 +257,7 @@ class FileKeyStore:
             doc = self._read()
             try:
                 change(doc)
+                doc.catalogue = self._seal_catalogue(doc)
                 _atomic_write(self._path, _encode(doc))
             finally:  # the next read sees the file, never a half-changed cached document
                 self._cache = self._empty = None
@@ -262,25 +283,49 @@ def _encode(doc: _Document) -> bytes:
         "bundle_keys": [key_to_map(k) for k in doc.bundle],
         "private": doc.private,
         "secrets": doc.secrets,
+        "catalogue": doc.catalogue,
     }, canonical=True)
+
+
+def _catalogue_aad(doc: _Document) -> bytes:
+    records = [[key_to_map(k) for k in doc.issuer], [key_to_map(k) for k in doc.bundle]]
+    return _CATALOGUE_AAD + cbor2.dumps(records, canonical=True)
 
 
 def _decode(raw: bytes) -> _Document:
     try:
         data: Any = cbor2.loads(raw)
         if data["format"] != FORMAT:
-            raise KeyStoreError(f"unsupported key store format {data['format']!r}")
+            raise KeyStoreError(f"unsupported key store format {data['format']!r}",
+                                hint="format 1 was pre-release: create the key store again")
         kdf = data["kdf"]
-        return _Document(
+        doc = _Document(
             salt=kdf["salt"], scrypt_n=kdf["n"], check=data["check"],
             issuer=[key_from_map(k) for k in data["issuer_keys"]],
             bundle=[key_from_map(k) for k in data["bundle_keys"]],
             private=dict(data["private"]), secrets={n: dict(v) for n, v in data["secrets"].items()},
+            catalogue=data["catalogue"],
         )
     except KeyStoreError:
         raise
     except Exception as exc:  # a corrupt file can make cbor2 raise anything (see _cbor.py)
         raise KeyStoreError("key store file is corrupt") from exc
+    _check_types(doc)
+    return doc
+
+
+def _check_types(doc: _Document) -> None:
+    """Refuse a decoded file whose fields would make scrypt or AES-GCM raise a builtin error."""
+    n = doc.scrypt_n
+    sealed = [doc.check, doc.catalogue, *doc.private.values(),
+              *(s for versions in doc.secrets.values() for s in versions.values())]
+    if not (type(n) is int and 2 <= n <= MAX_SCRYPT_N and n & (n - 1) == 0
+            and isinstance(doc.salt, bytes) and len(doc.salt) >= 16
+            and isinstance(doc.check, bytes) and len(doc.check) >= _NONCE + _TAG
+            and all(isinstance(k, bytes) for k in doc.private)
+            and all(isinstance(v, int) for versions in doc.secrets.values() for v in versions)
+            and all(isinstance(s, bytes) for s in sealed)):
+        raise KeyStoreError("key store file is corrupt (fields of the wrong type or size)")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

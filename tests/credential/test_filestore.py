@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import stat
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import pytest
@@ -15,6 +17,7 @@ from cardsvc.credential import (
     Algorithm,
     KeyState,
     OfflineVerifier,
+    SoftwareSigner,
     TrustAnchor,
     TrustBundle,
     VerificationStatus,
@@ -171,3 +174,67 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert errors == []
     final = FileKeyStore(tmp_path, "pw")
     assert all(final.secret_versions(f"name-{i}") == [1] for i in range(8))
+
+
+def _tamper(store: FileKeyStore, change: Callable[[dict[str, Any]], None]) -> FileKeyStore:
+    data = cbor2.loads(store.path.read_bytes())
+    change(data)
+    store.path.write_bytes(cbor2.dumps(data))
+    return FileKeyStore(store.path.parent, "correct horse")
+
+
+def _swap_public_key(data: dict[str, Any]) -> None:
+    data["issuer_keys"][0][3] = SoftwareSigner.generate(Algorithm.eddsa).public_key_bytes()
+
+
+def _unrevoke(data: dict[str, Any]) -> None:
+    data["issuer_keys"][0][4] = "active"
+
+
+def _extend_window(data: dict[str, Any]) -> None:
+    data["issuer_keys"][0][6] = None
+
+
+def _drop_key(data: dict[str, Any]) -> None:
+    data["issuer_keys"].pop()
+
+
+@pytest.mark.parametrize("change", [_swap_public_key, _unrevoke, _extend_window, _drop_key])
+def test_edited_key_records_fail_to_load(store: FileKeyStore, change: Callable[[dict[str, Any]], None]
+                                         ) -> None:
+    """Regression: the public key records were not authenticated, so an attacker who can write the
+    file (not read the passphrase) could put their own public key — or un-revoke a key — into the
+    records the next trust bundle is built from."""
+    first = store.create_issuer_key(Algorithm.eddsa, not_before=NOW - timedelta(days=9))
+    store.retire_issuer_key(first.kid, at=NOW - timedelta(days=1))
+    store.revoke_issuer_key(first.kid)
+    store.create_issuer_key(Algorithm.eddsa, not_before=NOW)
+    tampered = _tamper(store, change)
+    with pytest.raises(KeyStoreError, match="key records"):
+        tampered.issuer_keys()
+
+
+SHORT_ENTRY = b"\x00" * 5  # a 5-byte "nonce": AESGCM.decrypt raised ValueError
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    ("secret", SHORT_ENTRY), ("check", SHORT_ENTRY), ("catalogue", SHORT_ENTRY),
+    ("n", "1024"), ("n", 2**40), ("n", 1000), ("salt", "salt"), ("salt", b"short"),
+    ("format", 1),
+])
+def test_corrupt_fields_are_key_store_errors(store: FileKeyStore, where: str, value: object) -> None:
+    """Regression: a truncated entry or a wrongly typed kdf field escaped as ValueError/TypeError
+    (or, for a huge scrypt n, tried to allocate terabytes)."""
+    store.ensure_secret("pii/data", 32)
+
+    def change(data: dict[str, Any]) -> None:
+        if where == "secret":
+            data["secrets"]["pii/data"][1] = value
+        elif where in ("n", "salt"):
+            data["kdf"][where] = value
+        else:
+            data[where] = value
+
+    tampered = _tamper(store, change)
+    with pytest.raises(KeyStoreError):
+        tampered.secret("pii/data")
