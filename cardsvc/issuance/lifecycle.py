@@ -73,7 +73,7 @@ class CardView:
     events: Sequence[CardEvent]
 
 
-AuditSink = Callable[[LifecycleChange], None]
+AuditSink = Callable[[Session, LifecycleChange], None]  # runs inside the change's transaction
 
 
 class LifecycleService:
@@ -82,7 +82,7 @@ class LifecycleService:
         self._sessions = sessions
         self._actor = actor
         self._clock = clock
-        self._audit = audit or (lambda _change: None)
+        self._audit = audit or (lambda _session, _change: None)
         self._journal = Journal(sessions, actor=actor, clock=clock)
 
     def show(self, card_number: str) -> CardView:
@@ -128,6 +128,7 @@ class LifecycleService:
                 change = self._void_reservation(session, card, reason)
             else:
                 change = self._set_status(session, card, action, reason)
+            self._audit(session, change)  # the audit row commits with the change, or neither does
         return self._report(change)
 
     def _set_status(self, session: Session, card: Card, action: str, reason: str) -> LifecycleChange:
@@ -150,6 +151,7 @@ class LifecycleService:
             new = self._journal.reserve_for_member(session, batch, old.member_id, replaces=old)
             change = LifecycleChange(action, old.card_number, _member(session, old).public_id, before,
                                      CardStatus.revoked.value, self._actor, reason, new.card_number)
+            self._audit(session, change)
         return self._report(change)
 
     def _void_reservation(self, session: Session, card: Card, reason: str) -> LifecycleChange:
@@ -173,7 +175,6 @@ class LifecycleService:
     def _report(self, change: LifecycleChange) -> LifecycleChange:
         log.info("card %s: %s (%s → %s)%s", change.card_number, change.action, change.from_status,
                  change.to_status, f", new card {change.new_card_number}" if change.new_card_number else "")
-        self._audit(change)
         return change
 
 

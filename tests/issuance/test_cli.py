@@ -8,11 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cardsvc.cli.main import build_app, exit_code_for
 from cardsvc.errors import CardsvcError
 from cardsvc.registry.db import make_engine
+from cardsvc.verification.audit import verify_chain
+from cardsvc.verification.store import read_audit
 from tests.issuance.support import blank_cards, seed_members
 from tests.support.pcsc_stack import PcscStack
 
@@ -69,6 +72,13 @@ def test_batch_and_card_commands(cli: Callable[..., object], pcsc_stack: Callabl
     revoked = tmp_path / "revoked.txt"
     cli("card", "revoked", "--out", str(revoked))
     assert revoked.read_text().split() == [numbers[0]]
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'cardsvc.sqlite3'}")
+    with Session(engine) as session:
+        rows = [r for r in read_audit(session) if r.event.event_type.startswith("card.")]
+        verify_chain(read_audit(session))
+    engine.dispose()
+    assert [(r.event.event_type, r.event.subject) for r in rows] == [
+        ("card.lost", numbers[0]), ("card.replace", numbers[0])]
 
 
 def test_card_errors_map_to_exit_codes(cli: Callable[..., object]) -> None:

@@ -30,7 +30,8 @@ def issue(desk: Desk, count: int) -> list[str]:
 def service(desk: Desk) -> tuple[LifecycleService, list[LifecycleChange]]:
     desk.create_batch()
     audit: list[LifecycleChange] = []
-    return LifecycleService(desk.sessions, actor="clerk-7", clock=clock, audit=audit.append), audit
+    return LifecycleService(desk.sessions, actor="clerk-7", clock=clock,
+                            audit=lambda _session, change: audit.append(change)), audit
 
 
 def test_suspend_resume_lost_revoke_reach_the_revocation_list(desk: Desk, service) -> None:  # type: ignore[no-untyped-def]
