@@ -20,7 +20,8 @@ SECRETS = {"CARDSVC_DB_PASSWORD": "db-secret", "CARDSVC_KEY_PASSPHRASE": "key-se
 def _compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
     if tool is None:
-        pytest.fail("docker-compose is not installed (Debian package docker-compose; tools/dev.sh installs it)")
+        pytest.fail("docker-compose is not installed (Debian package docker-compose; tools/dev.sh "
+                    "installs it)")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CARDSVC_")}
     return subprocess.run([tool, "-f", str(ROOT / "docker-compose.yml"), *args], env={**clean, **env},
                           capture_output=True, text=True, timeout=60, check=False)
@@ -67,3 +68,32 @@ def test_every_service_command_is_a_cardsvc_command(config: dict[str, Any]) -> N
     for name in ("migrate", "api", "station"):
         command = config["services"][name]["command"]
         assert command[0] in known, (name, command)
+
+
+def test_key_store_volume_modes(config: dict[str, Any]) -> None:
+    """The ceremony (migrate) and the API write the key store; the station only reads it and the
+    host's pcscd socket is passed through."""
+    def mounts(service: str) -> dict[str, bool]:
+        found = {}
+        for volume in config["services"][service]["volumes"]:
+            entry = volume if isinstance(volume, dict) else {"target": volume.split(":")[1],
+                                                             "read_only": volume.endswith(":ro")}
+            found[entry["target"]] = bool(entry.get("read_only"))
+        return found
+
+    assert mounts("migrate")["/var/lib/cardsvc/keys"] is False
+    assert mounts("api")["/var/lib/cardsvc/keys"] is False
+    station = mounts("station")
+    assert station["/var/lib/cardsvc/keys"] is True
+    assert "/run/pcscd" in station
+
+
+def test_image_builds_pyscard_and_ships_runtime_pieces() -> None:
+    dockerfile = (ROOT / "tools" / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    build, _, runtime = dockerfile.partition("\nFROM python:3.11-slim-bookworm\n")
+    assert runtime, "expected a build stage and a runtime stage"
+    for package in ("swig", "libpcsclite-dev", "gcc"):
+        assert package in build, package
+    for package in ("libpcsclite1", "fonts-droid-fallback", "fonts-dejavu-core"):
+        assert package in runtime, package
+    assert 'ENTRYPOINT ["cardsvc"]' in runtime
