@@ -98,8 +98,8 @@ class Bench:
                              public_base_url="https://verify.example.cn", now=clock())
 
 
-def make_bench(workdir: Path, cards: int, direct: int) -> Bench:
-    engine = make_engine(f"sqlite:///{workdir / 'bench.sqlite3'}")
+def make_bench(workdir: Path, cards: int, direct: int, db_dir: Path | None = None) -> Bench:
+    engine = make_engine(f"sqlite:///{(db_dir or workdir) / 'bench.sqlite3'}")
     upgrade_to_head(engine)
     seed(engine, {"DIRECT": direct, "ONE": cards, "FOUR": cards})
     store = FileKeyStore(workdir / "keys", "bench", scrypt_n=2**10)
@@ -299,9 +299,14 @@ def main() -> None:
     pcscd = new_private_pcscd(4, workdir=workdir / "pcscd")
     os.environ[SOCKET_ENV] = str(pcscd.socket_link)
     bench = make_bench(workdir, args.cards, args.direct)
+    memory = Path("/dev/shm")  # noqa: S108 - the same journal without fsync cost, for comparison
+    fsync_free = make_bench(Path(tempfile.mkdtemp(dir=memory)), 1, args.direct) if memory.is_dir() else None
     with pcscd:
         floor = loopback_floor(pcscd)
         host_s, apdus = host_overhead(bench, args.direct)
+        if fsync_free is not None:
+            print(f"host overhead per card with the database on tmpfs (no fsync): "
+                  f"{host_overhead(fsync_free, args.direct)[0] * 1000:.2f} ms")
         bare_s = bare(pcscd, args.bare, bench.context("BARE", "DIRECT"))
         one = station(bench, pcscd, 1, args.cards, "ONE")
         four = station(bench, pcscd, 4, args.cards, "FOUR")
