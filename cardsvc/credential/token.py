@@ -6,7 +6,7 @@ offline verifier and the server-side verifier both call them, in the order the c
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple, NoReturn
 
 from cardsvc.credential._cbor import decode_exact, encode
@@ -25,7 +25,7 @@ from cardsvc.credential.keys import (
     Signer,
     verify_signature,
 )
-from cardsvc.errors import CredentialVerificationError, MalformedCredential
+from cardsvc.errors import ConfigError, CredentialVerificationError, MalformedCredential
 from cardsvc.logging import get_logger
 
 MAX_CREDENTIAL_SIZE = 128  # the NTAG 424 DNA protected file holds 128 bytes
@@ -85,11 +85,22 @@ def check_key_state(parsed: ParsedCredential, key: IssuerKey) -> None:
         _refuse("credential issued after the key's cut-off", "key_cutoff")
 
 
-def check_validity(claims: CredentialClaims, now: datetime) -> None:
-    if now < claims.issued_at:
+def check_validity(claims: CredentialClaims, now: datetime, *,
+                   leeway: timedelta = timedelta(0)) -> None:
+    """``iat - leeway <= now < exp``: the leeway absorbs a verifier clock running behind the
+    issuing station's (a card read minutes after issuance); expiry gets none."""
+    require_aware(now)
+    if now + leeway < claims.issued_at:
         _refuse("credential not yet valid", "not_yet_valid")
     if now >= claims.expires_at:
         _refuse("credential expired", "expired")
+
+
+def require_aware(now: datetime) -> datetime:
+    """A naive clock reading would make every comparison raise ``TypeError``: refuse it by type."""
+    if now.utcoffset() is None:
+        raise ConfigError("the verifier clock returned a naive datetime; it must be timezone-aware")
+    return now
 
 
 def check_issuer(claims: CredentialClaims, issuer: str | None) -> None:

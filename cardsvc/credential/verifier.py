@@ -12,7 +12,7 @@ Checklist (fail closed; the first failing check decides, except freshness — se
  8 algorithm         the header's alg is the key's pinned algorithm
  9 signature         the signature verifies
 10 key_state         key not revoked; credential issued inside the key's window (retired cut-off)
-11 validity          iat ≤ now < exp
+11 validity          iat - leeway ≤ now < exp (leeway: 2 minutes by default, for clock drift)
 12 revocation        the card number is not in the revocation list
 13 issuer            iss matches the bundle's issuer (when the bundle names one)
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from cardsvc.credential.bundle import TrustAnchor, TrustBundle
@@ -40,10 +40,12 @@ from cardsvc.credential.token import (
     check_signature,
     check_validity,
     parse_credential,
+    require_aware,
 )
 from cardsvc.errors import BundleError, CredentialVerificationError, MalformedCredential
 
 Clock = Callable[[], datetime]
+DEFAULT_LEEWAY = timedelta(minutes=2)  # partner devices' clocks drift; see check_validity
 
 CHECKS = (
     "prefix", "base45", "cose_structure", "claims", "bundle_signature", "bundle_freshness", "kid",
@@ -88,12 +90,13 @@ class OfflineVerifier:
     """Verify credentials against one loaded trust bundle, with an injected clock."""
 
     def __init__(self, bundle: TrustBundle | None, clock: Clock | None = None, *,
-                 bundle_error: BundleError | None = None) -> None:
+                 bundle_error: BundleError | None = None, leeway: timedelta = DEFAULT_LEEWAY) -> None:
         if bundle is None and bundle_error is None:
             raise ValueError("give a verified bundle or the error that prevented loading one")
         self._bundle = bundle
         self._bundle_error = bundle_error
         self._clock = clock or _utc_now
+        self._leeway = leeway
 
     @classmethod
     def from_bundle_bytes(cls, raw: bytes, anchors: TrustAnchor | list[TrustAnchor],
@@ -123,11 +126,11 @@ class OfflineVerifier:
     def _verify_parsed(self, parsed: ParsedCredential, first: int) -> VerificationResult:
         bundle = self._bundle
         assert bundle is not None  # noqa: S101 - checked by the caller
-        now = self._clock()
+        now = require_aware(self._clock())
         stale = not bundle.is_fresh(now)
         claims = parsed.claims
         try:
-            self._run_checks(bundle, parsed, now)
+            self._run_checks(bundle, parsed, now, self._leeway)
         except CredentialVerificationError as exc:
             trusted = claims if _REASON_STEP[exc.reason] > _STEP["signature"] else None
             return _result(VerificationStatus.nok, exc.reason, first, claims.card_number, trusted,
@@ -139,7 +142,8 @@ class OfflineVerifier:
                                   _ALL_PASSED[first])
 
     @staticmethod
-    def _run_checks(bundle: TrustBundle, parsed: ParsedCredential, now: datetime) -> None:
+    def _run_checks(bundle: TrustBundle, parsed: ParsedCredential, now: datetime,
+                    leeway: timedelta) -> None:
         """Checks 7-13, in order; the first failure raises ``CredentialVerificationError``."""
         entry = bundle.key(parsed.sign1.kid)
         if entry is None:
@@ -148,7 +152,7 @@ class OfflineVerifier:
         check_algorithm(parsed, key)
         check_signature(parsed, signature)
         check_key_state(parsed, key)
-        check_validity(parsed.claims, now)
+        check_validity(parsed.claims, now, leeway=leeway)
         if bundle.is_revoked(parsed.claims.card_number):
             raise CredentialVerificationError("card is revoked", reason="revoked")
         check_issuer(parsed.claims, bundle.issuer)

@@ -18,8 +18,9 @@ from cardsvc.credential import (
     to_qr_text,
 )
 from cardsvc.credential.base45 import b45encode
+from cardsvc.credential.token import check_validity
 from cardsvc.credential.verifier import CHECKS
-from cardsvc.errors import BundleError
+from cardsvc.errors import BundleError, ConfigError
 
 from .conftest import ISSUER, NOW, REVOKED, BundleFactory, issuer_key, make_claims
 
@@ -215,3 +216,24 @@ def test_malformed_credential_with_unverifiable_bundle_is_still_nok(anchor: Trus
 def test_verifier_needs_a_bundle_or_its_error() -> None:
     with pytest.raises(ValueError, match="bundle"):
         OfflineVerifier(None)
+
+
+def test_small_clock_drift_is_absorbed_only_for_iat(signer: SoftwareSigner, bundle: TrustBundle) -> None:
+    """A partner device whose clock runs a minute behind the issuing station still accepts a card
+    issued just now; expiry gets no leeway; ``leeway=0`` restores the strict check."""
+    fresh = issue_credential(signer, make_claims(issued_at=NOW + timedelta(minutes=1)))
+    assert OfflineVerifier(bundle, clock=lambda: NOW).verify(fresh).status is VerificationStatus.ok
+    strict = OfflineVerifier(bundle, clock=lambda: NOW, leeway=timedelta(0))
+    _nok(strict, fresh, "not_yet_valid")
+    ending = issue_credential(signer, make_claims(issued_at=NOW - timedelta(days=1), expires_at=NOW))
+    _nok(OfflineVerifier(bundle, clock=lambda: NOW), ending, "expired")
+
+
+def test_a_naive_clock_is_a_typed_error(bundle: TrustBundle, credential: bytes) -> None:
+    """Regression: a clock returning a naive datetime made the verifier raise TypeError."""
+    verifier = OfflineVerifier(bundle, clock=lambda: NOW.replace(tzinfo=None))
+    with pytest.raises(ConfigError, match="naive"):
+        verifier.verify(credential)
+    claims = make_claims()
+    with pytest.raises(ConfigError):
+        check_validity(claims, NOW.replace(tzinfo=None))
