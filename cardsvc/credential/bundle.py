@@ -157,19 +157,26 @@ class TrustBundle:
 
 def _verify_bundle_signature(kid: bytes, alg: int, message: bytes, signature: bytes,
                              anchors: list[TrustAnchor]) -> None:
-    for anchor in anchors:
-        if anchor.kid != kid:
-            continue
-        if anchor.alg != alg:
-            raise BundleError("bundle algorithm does not match the trust anchor",
-                              reason="bundle_signature")
-        try:
-            public = load_public_key(anchor.alg, anchor.public_key)
-            verify_signature(signature_check(anchor.alg, public), signature, message)
-        except (CredentialVerificationError, ValueError):
-            raise BundleError("bundle signature does not verify", reason="bundle_signature") from None
-        return
-    raise BundleError(f"bundle signed by unknown key {kid.hex()}", reason="bundle_signature")
+    """Any anchor with this kid and algorithm may verify: one-byte kids collide, and a kid is a
+    hint, so a colliding anchor earlier in the list must not hide the one that signed."""
+    named = [anchor for anchor in anchors if anchor.kid == kid]
+    if not named:
+        raise BundleError(f"bundle signed by unknown key {kid.hex()}", reason="bundle_signature")
+    pinned = [anchor for anchor in named if anchor.alg == alg]
+    if not pinned:
+        raise BundleError("bundle algorithm does not match the trust anchor",
+                          reason="bundle_signature")
+    if not any(_anchor_verifies(anchor, message, signature) for anchor in pinned):
+        raise BundleError("bundle signature does not verify", reason="bundle_signature")
+
+
+def _anchor_verifies(anchor: TrustAnchor, message: bytes, signature: bytes) -> bool:
+    try:
+        public = load_public_key(anchor.alg, anchor.public_key)
+        verify_signature(signature_check(anchor.alg, public), signature, message)
+    except (CredentialVerificationError, ValueError):
+        return False
+    return True
 
 
 def _parse_payload(data: object) -> TrustBundle:

@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycose.keys import CoseKey
 
-from cardsvc.credential import SoftwareSigner, TrustAnchor, TrustBundle, build_trust_bundle
+from cardsvc.credential import (
+    Algorithm,
+    SoftwareSigner,
+    TrustAnchor,
+    TrustBundle,
+    build_trust_bundle,
+)
 from cardsvc.credential.bundle import card_number_word
 from cardsvc.credential.cose import encode_sign1, protected_header, sig_structure
 from cardsvc.errors import BundleError
@@ -156,3 +162,17 @@ def test_bad_anchor_is_refused(raw: bytes) -> None:
     with pytest.raises(BundleError) as info:
         TrustAnchor.from_cose_key(raw)
     assert info.value.reason in {"anchor_invalid", "bundle_malformed"}
+
+
+def test_colliding_anchor_kids_do_not_hide_the_signer(bundle_bytes: bytes, anchor: TrustAnchor,
+                                                      bundle_signer: SoftwareSigner) -> None:
+    """Regression: only the first anchor with the bundle's kid was tried; with one-byte kids a
+    rotated-in anchor that happens to share the kid made a genuine bundle unverifiable."""
+    other = SoftwareSigner.generate(bundle_signer.alg, kid=bundle_signer.kid)
+    twin = TrustAnchor(other.kid, other.alg, other.public_key_bytes())
+    assert TrustBundle.load(bundle_bytes, [twin, anchor]).sequence == 7
+    with pytest.raises(BundleError, match="does not verify"):
+        TrustBundle.load(bundle_bytes, [twin])
+    es256 = SoftwareSigner.generate(Algorithm.es256, kid=bundle_signer.kid)
+    with pytest.raises(BundleError, match="algorithm does not match"):
+        TrustBundle.load(bundle_bytes, [TrustAnchor(es256.kid, es256.alg, es256.public_key_bytes())])
