@@ -23,6 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from cardsvc.errors import NotFound
+from cardsvc.registry.cards import Card
+from cardsvc.registry.models import Member, Organisation
 from cardsvc.registry.verification_models import (
     ApiClient,
     AuditHead,
@@ -50,6 +52,15 @@ RECORD = cast(Table, ServiceRecord.__table__)  # type: ignore[attr-defined]
 ITEM = cast(Table, ServiceItem.__table__)  # type: ignore[attr-defined]
 POINT = cast(Table, ServicePoint.__table__)  # type: ignore[attr-defined]
 BASE = cast(Table, PartnerBase.__table__)  # type: ignore[attr-defined]
+CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
+MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
+ORG = cast(Table, Organisation.__table__)  # type: ignore[attr-defined]
+
+_CARD_WITH_MEMBER = (
+    sa_select(CARD.c.card_number, CARD.c.profile, CARD.c.key_version, CARD.c.state, CARD.c.status,
+              CARD.c.credential, MEMBER.c.id.label("member_db_id"), MEMBER.c.public_id, MEMBER.c.name,
+              MEMBER.c.status.label("member_status"), MEMBER.c.id_sealed, ORG.c.name.label("org_name"))
+    .join(MEMBER, MEMBER.c.id == CARD.c.member_id).join(ORG, ORG.c.id == MEMBER.c.org_id))
 
 
 def _execute(session: Session, statement: Any) -> Any:
@@ -75,6 +86,11 @@ def get_client(session: Session, *, client_id: str) -> ApiClient | None:
     return session.get(ApiClient, client_id)
 
 
+def client_row(session: Session, *, client_id: str) -> Any:
+    """The client's columns as one Core row (the per-request authentication lookup), or ``None``."""
+    return _execute(session, sa_select(CLIENT).where(CLIENT.c.client_id == client_id)).first()
+
+
 def revoke_client(session: Session, *, client_id: str) -> ApiClient:
     result = _execute(session, update(CLIENT).where(CLIENT.c.client_id == client_id).values(revoked=True))
     if result.rowcount != 1:
@@ -90,16 +106,27 @@ def list_clients(session: Session) -> list[ApiClient]:
     return list(session.scalars(query))
 
 
+def card_with_member(session: Session, *, card_number: str | None = None,
+                     uid_hash: bytes | None = None) -> Any:
+    """One Core row: the card's verification columns with its member and organisation (hot path)."""
+    query = (_CARD_WITH_MEMBER.where(CARD.c.card_number == card_number) if card_number is not None
+             else _CARD_WITH_MEMBER.where(CARD.c.uid_hash == uid_hash))
+    return _execute(session, query).first()
+
+
 # --- audit -------------------------------------------------------------------------------------
+
+
+_LOCK_HEAD = (update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + 1)
+              .returning(HEAD.c.size, HEAD.c.last_hash))
 
 
 def lock_audit_head(session: Session) -> tuple[int, bytes]:
     """Reserve the next sequence number: returns ``(seq, previous row hash)`` with the head locked."""
-    result = _execute(session, update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + 1))
-    if result.rowcount != 1:
+    row = _execute(session, _LOCK_HEAD).first()
+    if row is None:
         raise NotFound("the audit head row is missing (migration 0003 not applied?)")
-    size, last = _execute(session, sa_select(HEAD.c.size, HEAD.c.last_hash).where(HEAD.c.id == 1)).one()
-    return int(size) - 1, bytes(last)
+    return int(row[0]) - 1, bytes(row[1])
 
 
 def add_audit_row(session: Session, *, row: dict[str, Any]) -> None:

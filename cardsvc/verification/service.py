@@ -21,9 +21,8 @@ from cardsvc.credential.qr import from_qr_text
 from cardsvc.errors import CardIntegrityError, Conflict, CredentialVerificationError, KeyStoreError, NotFound
 from cardsvc.logging import get_logger
 from cardsvc.profiles import Profile
-from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
-from cardsvc.registry.cards import Card, CardStatus
+from cardsvc.registry.cards import CardStatus
 from cardsvc.registry.pii import PiiCipher
 from cardsvc.registry.verification_models import Challenge
 from cardsvc.verification.audit import AuditEvent
@@ -35,7 +34,7 @@ from cardsvc.verification.checks import (
 )
 from cardsvc.verification.db import Database
 from cardsvc.verification.keys import CardKeys, IssuerTrust
-from cardsvc.verification.outcome import Verdict, Verification, live_status, member_facts
+from cardsvc.verification.outcome import LiveCard, Verdict, Verification, live_status
 from cardsvc.verification.store import append_event
 from cardsvc.verification.tokens import Clock, utc_now
 from cardsvc.verification.trustbundle import TrustBundleCache
@@ -122,7 +121,8 @@ class VerificationService:
             return self._refused(session, method, actor, card.card_number, "replay", now)
         return self._finish(session, method, actor, card, now)
 
-    def _reveal(self, session: Session, checker: SunChecker, message: SunMessage) -> tuple[Card, SunReading]:
+    def _reveal(self, session: Session, checker: SunChecker,
+                message: SunMessage) -> tuple[LiveCard, SunReading]:
         try:
             _version, reading = checker.reveal(message)
         except CardIntegrityError:
@@ -130,12 +130,11 @@ class VerificationService:
         card = self._card_by_uid(session, reading.uid)
         return card, reading
 
-    def _card_by_uid(self, session: Session, uid: bytes) -> Card:
-        keys = self._keys()
-        card = card_repo.find_card_by_uid_hash(session, uid_hash=keys.uid_hash(uid))
-        if card is None:
+    def _card_by_uid(self, session: Session, uid: bytes) -> LiveCard:
+        row = repo.card_with_member(session, uid_hash=self._keys().uid_hash(uid))
+        if row is None:
             raise NotFound("no card with this chip", reason="unknown_card")
-        return card
+        return LiveCard.of(row)
 
     def _keys(self) -> CardKeys:
         if self.card_keys is None:
@@ -172,7 +171,7 @@ class VerificationService:
         message = checker.parse(answer.payload.decode("ascii", "replace"))
         return self._sun(session, checker, message, actor, "card", expected_uid=answer.uid)
 
-    def _card_internal_auth(self, session: Session, actor: str, answer: CardAnswer, card: Card,
+    def _card_internal_auth(self, session: Session, actor: str, answer: CardAnswer, card: LiveCard,
                             now: datetime) -> Verification:
         profile = self.profiles.get(card.profile)
         if profile is None or profile.family != "fmcos" or answer.kind != "internal_auth":
@@ -197,8 +196,9 @@ class VerificationService:
 
     # --- shared endings ------------------------------------------------------------------------
 
-    def _finish(self, session: Session, method: str, actor: str, card: Card, now: datetime) -> Verification:
-        facts = member_facts(session, card)
+    def _finish(self, session: Session, method: str, actor: str, card: LiveCard,
+                now: datetime) -> Verification:
+        facts = card.member
         verdict, reason = live_status(card, facts)
         self._audit(session, method, actor, card.card_number, verdict, reason, now)
         status = CardStatus(card.status).value if card.status else None
@@ -217,8 +217,8 @@ class VerificationService:
         append_event(session, event)
 
 
-def _card(session: Session, card_number: str) -> Card:
-    try:
-        return card_repo.get_card(session, card_number=card_number)
-    except NotFound:
-        raise NotFound(f"no card {card_number}", reason="unknown_card") from None
+def _card(session: Session, card_number: str) -> LiveCard:
+    row = repo.card_with_member(session, card_number=card_number)
+    if row is None:
+        raise NotFound(f"no card {card_number}", reason="unknown_card")
+    return LiveCard.of(row)

@@ -8,9 +8,11 @@ transaction — so a workflow's change and its audit row commit together or not 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlmodel import Session
 
+from cardsvc.errors import Conflict
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.verification_models import ApiClient, AuditLogRow
 from cardsvc.verification.audit import AuditEvent, AuditRow, Outcome, canonical_bytes, leaf_hash, node_hash
@@ -65,7 +67,8 @@ class DbAuditSink:
         return await self._db.run(read_audit)
 
 
-def _record(client: ApiClient) -> ClientRecord:
+def _record(client: ApiClient | Any) -> ClientRecord:
+    """From the ORM object or a Core row (same attribute names)."""
     return ClientRecord(client_id=client.client_id, label=client.label, role=Role(client.role),
                         token_hash=bytes(client.token_hash), created_at=client.created_at,
                         service_point_id=client.service_point_id, partner_base_id=client.partner_base_id,
@@ -85,26 +88,19 @@ class DbClientStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def get_sync(self, client_id: str) -> ClientRecord | None:
-        with self._db.session() as session:
-            client = repo.get_client(session, client_id=client_id)
-            return None if client is None else _record(client)
-
     async def get(self, client_id: str) -> ClientRecord | None:
         return await self._db.run(lambda s: self._get(s, client_id))
 
     @staticmethod
     def _get(session: Session, client_id: str) -> ClientRecord | None:
-        client = repo.get_client(session, client_id=client_id)
-        return None if client is None else _record(client)
+        row = repo.client_row(session, client_id=client_id)
+        return None if row is None else _record(row)
 
     async def add(self, record: ClientRecord) -> None:
         await self._db.run(lambda s: self.add_sync(s, record))
 
     @staticmethod
     def add_sync(session: Session, record: ClientRecord) -> None:
-        from cardsvc.errors import Conflict
-
         if repo.get_client(session, client_id=record.client_id) is not None:
             raise Conflict(f"client {record.client_id} exists")
         repo.add_client(session, client=_row(record))
