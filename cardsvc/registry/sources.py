@@ -23,6 +23,7 @@ from cardsvc.registry.columns import ColumnMap, map_columns, recognised
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
 MAX_ZIP_RATIO = 200
+MAX_ZIP_ENTRIES = 10_000  # a real workbook has tens of parts; each .xml part is opened for the DTD scan
 MAX_ROWS = 2_000_000
 MAX_COLUMNS = 64
 MAX_CELL_CHARS = 500
@@ -194,8 +195,13 @@ def _check_zip(path: Path) -> None:
 
 
 def _check_sizes(infos: Sequence[zipfile.ZipInfo], name: str) -> None:
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise ImportFileError(f"{name} holds more than {MAX_ZIP_ENTRIES} zip entries: not a member list")
     total = sum(i.file_size for i in infos)
-    ratios = (i.file_size / max(i.compress_size, 1) for i in infos if i.file_size > 10 * 2**20)
+    packed = max(sum(i.compress_size for i in infos), 1)
+    ratios = [i.file_size / max(i.compress_size, 1) for i in infos if i.file_size > 10 * 2**20]
+    if total > 10 * 2**20:  # many parts just under the per-part threshold
+        ratios.append(total / packed)
     if total > MAX_UNZIPPED_BYTES or any(r > MAX_ZIP_RATIO for r in ratios):
         raise ImportFileError(f"{name} unpacks to {total // 2**20} MiB or compresses suspiciously well: "
                               "refused as a possible zip bomb", hint="split the list into several files")

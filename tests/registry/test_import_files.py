@@ -82,6 +82,27 @@ def test_zip_bomb_is_refused_from_the_directory(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 2  # decided from the zip directory, nothing unpacked
 
 
+def test_many_parts_just_under_the_per_part_limit_are_a_zip_bomb(tmp_path: Path) -> None:
+    """Regression: the ratio was checked only for parts over 10 MiB, so 60 parts of 9 MiB zeros
+    (540 MiB from a ~0.5 MiB file) passed the directory check."""
+    path = tmp_path / "spread-bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        for index in range(60):
+            archive.writestr(f"xl/media/part{index}.bin", b"\x00" * (9 * 2**20))
+    refused(path, "zip bomb")
+
+
+def test_a_zip_of_tiny_entries_is_refused_before_scanning_them(tmp_path: Path) -> None:
+    path = tmp_path / "entries.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        for index in range(10_001):
+            archive.writestr(f"x{index}.xml", b"")
+    started = time.perf_counter()
+    refused(path, "zip entries")
+    assert time.perf_counter() - started < 2
+
+
 def _xlsx_with_sheet_xml(tmp_path: Path, sheet_xml: bytes) -> Path:
     source = tmp_path / "source.xlsx"
     book = Workbook()
