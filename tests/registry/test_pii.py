@@ -101,3 +101,16 @@ def test_log_filter_redacts_id_shaped_values(text: str) -> None:
     assert "[ID-REDACTED]" in message
     assert not any(ch.isdigit() and ch not in "0123456789" for ch in message)
     assert "11010519491231002" not in message and "360426199101010071" not in message
+
+
+def test_relabelled_key_version_fails_closed() -> None:
+    """The version header is outside the AAD; it is bound by the key it selects: a v1 ciphertext
+    relabelled v2 (both keys loaded) must not open, nor one copied between fields of two rows."""
+    both = PiiCipher({1: DATA_KEY_1, 2: DATA_KEY_2}, 1, INDEX_KEY)
+    sealed = both.seal(ID, record="m1", field="id_number")
+    relabelled = (2).to_bytes(4, "big") + sealed[4:]
+    with pytest.raises(PiiIntegrityError, match="does not belong"):
+        both.open(relabelled, record="m1", field="id_number")
+    phone = both.seal("13800138000", record="m2", field="phone")
+    with pytest.raises(PiiIntegrityError):
+        both.open(phone, record="m1", field="id_number")
