@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -126,10 +127,17 @@ class MemberCategory(SQLModel, table=True):
 # --- members -----------------------------------------------------------------------------------
 
 
+_PERSONAL_FIELDS = frozenset({"name", "id_number", "phone", "gender", "birth_date"})
+
+
 class MemberBase(SQLModel):
     name: str = Field(max_length=30)
     status: MemberStatus = Field(default=MemberStatus.active, sa_type=String(16))
     joined_on: dt.date | None = None
+
+    def __repr_args__(self) -> Sequence[tuple[str | None, Any]]:
+        """``repr``/``str`` (logs, tracebacks, rich) leave out personal fields, even masked ones."""
+        return [(k, v) for k, v in super().__repr_args__() if k not in _PERSONAL_FIELDS]
 
 
 class MemberCreate(MemberBase):

@@ -13,7 +13,7 @@ import contextlib
 import csv
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,7 +36,7 @@ _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 @dataclass(frozen=True, slots=True)
 class SheetRow:
     number: int  # 1-based row number as the clerk sees it in Excel or a text editor
-    cells: tuple[object, ...]
+    cells: tuple[object, ...] = field(repr=False)  # names and ID numbers: never in a repr
 
 
 @dataclass(frozen=True)
