@@ -47,6 +47,7 @@ class Services:
     async def aclose(self) -> None:
         await self.rate_limiter.aclose()
         if self.verification is not None:
+            self.verification.db.close()
             self.verification.db.engine.dispose()
 
 

@@ -5,27 +5,37 @@ Workflows are plain functions ``fn(session) -> T`` that call repo functions and 
 database reports a transient conflict — SQLite ``database is locked`` under a concurrent writer,
 PostgreSQL serialization failures and deadlocks. On SQLite one process also queues its own writers
 on a lock, so threads of one worker never fight for the file lock.
+
+:meth:`Database.run_batched` is group commit for the verification hot path: one writer thread per
+process runs every queued function in ONE transaction (one lock hand-over, one fsync) and answers
+each caller after the commit, so an OK is only returned once its counter move and audit row are
+durable. Contract: a batched function may raise (a typed 4xx) only *before* its first write — then
+it has changed nothing and the rest of the batch goes on; any other failure fails the whole batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
+from cardsvc.errors import CardsvcError
 from cardsvc.logging import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 5
+MAX_BATCH = 128
 _TRANSIENT_PG = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 
 
@@ -42,6 +52,7 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._lock = threading.Lock()
+        self._batches = BatchWriter(self)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -73,7 +84,99 @@ class Database:
         """:meth:`transact` in a worker thread (the event loop never blocks on the database)."""
         return await asyncio.to_thread(self.transact, fn)
 
+    def read(self, fn: Callable[[Session], T]) -> T:
+        """A read-only function: no write lock, no commit (WAL readers never wait for the writer)."""
+        with self.session() as session:
+            return fn(session)
+
+    async def run_read(self, fn: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self.read, fn)
+
+    async def run_batched(self, fn: Callable[[Session], T]) -> T:
+        """Like :meth:`run`, but committed together with other callers' functions (group commit)."""
+        return await self._batches.submit(fn)
+
+    def close(self) -> None:
+        """Stop the batch writer (the engine stays usable)."""
+        self._batches.close()
+
     def ping(self) -> None:
         """Readiness probe: one round trip."""
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    fn: Callable[[Session], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _call(fn: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
+    try:
+        return True, fn(session)
+    except CardsvcError as exc:  # raised before the function's first write (the contract)
+        return False, exc
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class BatchWriter:
+    """One writer thread per process: drains the queue, runs the functions in one transaction."""
+
+    def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
+        self._db = db
+        self._max = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    async def submit(self, fn: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ensure_thread()
+        self._queue.put(_Job(fn, future, loop))
+        return await future
+
+    def _ensure_thread(self) -> None:
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="cardsvc-batch-writer", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            while len(batch) < self._max:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._run(batch)
+                    return
+                batch.append(job)
+            self._run(batch)
+
+    def _run(self, batch: list[_Job]) -> None:
+        try:
+            outcomes = self._db.transact(lambda s: [_call(job.fn, s) for job in batch])
+        except Exception as exc:  # the whole batch failed: every caller gets the error
+            log.warning("batch of %d failed: %s", len(batch), type(exc).__name__)
+            outcomes = [(False, exc)] * len(batch)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # the caller's loop is gone
+                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=5)

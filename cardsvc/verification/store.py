@@ -89,7 +89,7 @@ class DbClientStore:
         self._db = db
 
     async def get(self, client_id: str) -> ClientRecord | None:
-        return await self._db.run(lambda s: self._get(s, client_id))
+        return await self._db.run_read(lambda s: self._get(s, client_id))
 
     @staticmethod
     def _get(session: Session, client_id: str) -> ClientRecord | None:

@@ -238,6 +238,7 @@ def make_world(url: str) -> Iterator[World]:
     try:
         yield World(db, svc, signer, bundle_signer, cipher, clock, profiles, card_keys)
     finally:
+        db.close()
         db.engine.dispose()
 
 

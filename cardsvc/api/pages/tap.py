@@ -115,7 +115,7 @@ async def tap_page(request: Request) -> HTMLResponse:
             view = member_view(session, result, client, svc.cipher) if client else anonymous_view(result)
             return _outcome_page(result, view)
 
-        return await svc.db.run(work)
+        return await svc.db.run_batched(work)
     except CardsvcError as exc:
         status = status_for(exc) or 500
         reason = getattr(exc, "reason", None) or exc.code
