@@ -73,6 +73,7 @@ class Journal:
         """A reserved card (number bound to a member) held by this station, or ``None`` when done."""
         try:
             with self.transaction() as session:
+                card_repo.lock_counter(session, prefix=batch.prefix, year=batch.year)
                 claimed = card_repo.claim_reserved(session, batch_id=_bid(batch), station=self.actor)
                 if claimed is not None:
                     return claimed

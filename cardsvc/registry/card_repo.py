@@ -89,6 +89,14 @@ def ensure_counter(session: Session, *, prefix: str, year: int) -> None:
         session.flush()
 
 
+def lock_counter(session: Session, *, prefix: str, year: int) -> None:
+    """Take the counter row's lock first: on SQLite this makes the transaction a writer before it
+    reads (no stale-snapshot upgrade failure); on PostgreSQL it queues reservers on one row."""
+    statement = (update(COUNTER).where(COUNTER.c.prefix == prefix, COUNTER.c.year == year)
+                 .values(next_seq=COUNTER.c.next_seq))
+    session.connection().execute(statement)
+
+
 def allocate_sequence(session: Session, *, prefix: str, year: int) -> int:
     """Take the next sequence number (locks the counter row until the transaction ends)."""
     statement = (update(COUNTER).where(COUNTER.c.prefix == prefix, COUNTER.c.year == year)

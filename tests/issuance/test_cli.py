@@ -45,6 +45,7 @@ def _json(result: object) -> object:
     return json.loads(result.stdout)  # type: ignore[attr-defined]
 
 
+@pytest.mark.pcsc
 def test_batch_and_card_commands(cli: Callable[..., object], pcsc_stack: Callable[[int], PcscStack],
                                  tmp_path: Path) -> None:
     (created,) = _json(cli("batch", "create", "B1", "--org", "D01", "--init-keys", "--json"))  # type: ignore[misc]
