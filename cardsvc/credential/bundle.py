@@ -139,11 +139,12 @@ class TrustBundle:
         return _parse_payload(decode_exact(sign1.payload, _malformed))
 
     def is_revoked(self, card_number: str) -> bool:
-        """Binary search in the packed revocation list."""
+        """Binary search in the packed revocation list. Fails closed: a string that is not a
+        1-16-digit card number cannot be shown absent from the list, so it counts as revoked."""
         try:
             word = card_number_word(card_number)
         except ValueError:
-            return False
+            return True
         index = bisect_left(self.revoked, word)
         return index < len(self.revoked) and self.revoked[index] == word
 

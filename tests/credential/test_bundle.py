@@ -72,7 +72,7 @@ def test_card_number_word_is_injective_and_keeps_leading_zeros() -> None:
 def test_bundle_fields_survive(bundle: TrustBundle, signer: SoftwareSigner) -> None:
     assert bundle.sequence == 7 and bundle.issuer == "SZGH"
     assert bundle.key(signer.kid) is not None and bundle.key(b"\x00") is None
-    assert not bundle.is_revoked("not a number")
+    assert bundle.is_revoked("not a number")  # fails closed (see below)
 
 
 @pytest.mark.parametrize(
@@ -176,3 +176,9 @@ def test_colliding_anchor_kids_do_not_hide_the_signer(bundle_bytes: bytes, ancho
     es256 = SoftwareSigner.generate(Algorithm.es256, kid=bundle_signer.kid)
     with pytest.raises(BundleError, match="algorithm does not match"):
         TrustBundle.load(bundle_bytes, [TrustAnchor(es256.kid, es256.alg, es256.public_key_bytes())])
+
+
+@pytest.mark.parametrize("number", ["", "12345678901234567", "0123\n", "١٢٣", "12a4", " 123"])
+def test_revocation_lookup_fails_closed_on_non_card_numbers(bundle: TrustBundle, number: str) -> None:
+    """Regression: anything card_number_word refused was reported as not revoked."""
+    assert bundle.is_revoked(number)
