@@ -18,7 +18,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ class _Document:
     catalogue: bytes = b""  # nonce ‖ GCM tag over the key records (see the module docstring)
 
 
-class FileKeyStore:
+class FileKeyStore(lifecycle.KeyCreation):
     """Encrypted-file key store (see the module docstring)."""
 
     def __init__(self, directory: Path, passphrase: str, *, scrypt_n: int = SCRYPT_N) -> None:
@@ -95,15 +95,6 @@ class FileKeyStore:
 
     def bundle_keys(self) -> list[IssuerKey]:
         return list(self._read().bundle)
-
-    def create_issuer_key(self, alg: Algorithm, *, not_before: datetime) -> IssuerKey:
-        return self._add_key("issuer", alg, not_before, rotate=False)
-
-    def create_bundle_key(self, alg: Algorithm, *, not_before: datetime) -> IssuerKey:
-        return self._add_key("bundle", alg, not_before, rotate=True)
-
-    def rotate_issuer_key(self, alg: Algorithm, *, now: datetime, overlap: timedelta) -> IssuerKey:
-        return self._add_key("issuer", alg, now + overlap, rotate=True)
 
     def retire_issuer_key(self, kid: bytes, *, at: datetime) -> IssuerKey:
         doc = self._update(lambda d: setattr(d, "issuer", lifecycle.retired(d.issuer, kid, at)))

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import cbor2
@@ -65,7 +65,7 @@ class _Catalog:
     secrets: dict[str, list[int]] | None = None
 
 
-class Pkcs11KeyStore:
+class Pkcs11KeyStore(lifecycle.KeyCreation):
     """Key store on a PKCS#11 token (see the module docstring)."""
 
     def __init__(self, session: Any) -> None:
@@ -100,15 +100,6 @@ class Pkcs11KeyStore:
 
     def bundle_keys(self) -> list[IssuerKey]:
         return list(self._catalog().bundle or [])
-
-    def create_issuer_key(self, alg: Algorithm, *, not_before: datetime) -> IssuerKey:
-        return self._add_key("issuer", alg, not_before, rotate=False)
-
-    def create_bundle_key(self, alg: Algorithm, *, not_before: datetime) -> IssuerKey:
-        return self._add_key("bundle", alg, not_before, rotate=True)
-
-    def rotate_issuer_key(self, alg: Algorithm, *, now: datetime, overlap: timedelta) -> IssuerKey:
-        return self._add_key("issuer", alg, now + overlap, rotate=True)
 
     def retire_issuer_key(self, kid: bytes, *, at: datetime) -> IssuerKey:
         cat = self._update(lambda c: setattr(c, "issuer", lifecycle.retired(c.issuer or [], kid, at)))

@@ -89,6 +89,23 @@ def open_key_store(settings: Settings, *, pkcs11: Pkcs11Config | None = None) ->
     return FileKeyStore(settings.key_store_dir, passphrase)
 
 
+class KeyCreation:
+    """The three ways a backend adds a signing key, all through the backend's ``_add_key``."""
+
+    def _add_key(self, role: str, alg: Algorithm, not_before: datetime, *, rotate: bool) -> IssuerKey:
+        raise NotImplementedError
+
+    def create_issuer_key(self, alg: Algorithm, *, not_before: datetime) -> IssuerKey:
+        return self._add_key("issuer", alg, not_before, rotate=False)
+
+    def create_bundle_key(self, alg: Algorithm, *, not_before: datetime) -> IssuerKey:
+        return self._add_key("bundle", alg, not_before, rotate=True)
+
+    def rotate_issuer_key(self, alg: Algorithm, *, now: datetime, overlap: timedelta) -> IssuerKey:
+        """The new key signs from ``now + overlap``; keys still signing then get that cut-off."""
+        return self._add_key("issuer", alg, now + overlap, rotate=True)
+
+
 # --- pure life-cycle functions shared by the backends -------------------------------------------
 
 
