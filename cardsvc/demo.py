@@ -12,7 +12,8 @@ Steps, each idempotent so a second run reuses the data directory (``CARDSVC_DATA
    works the demo says why and runs the API without readers;
    the sample lists are copied to ``<data-dir>/samples`` for the README tour;
 5. ``<data-dir>/demo.env`` for other shells (``source var/demo.env``): data directory, issuer,
-   ``PCSCLITE_CSOCK_NAME`` (a symlink to whichever pcscd runs the readers) and the venv's ``PATH``;
+   ``PCSCLITE_CSOCK_NAME`` (a symlink to whichever pcscd runs the readers), the venv's ``PATH`` and
+   fresh API tokens of a demo service point and a demo partner base (earlier ones are revoked);
 6. ``cardsvc serve`` on 127.0.0.1:8000 in the foreground. Ctrl-C (or SIGTERM) stops the server,
    then the readers, then pcscd, and exits 0.
 """
@@ -20,6 +21,7 @@ Steps, each idempotent so a second run reuses the data directory (``CARDSVC_DATA
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import importlib
@@ -58,6 +60,10 @@ from cardsvc.logging import get_logger
 from cardsvc.profiles import load_profiles
 from cardsvc.registry.db import engine_for, session_factory
 from cardsvc.registry.models import Member, Organisation
+from cardsvc.verification.db import Database
+from cardsvc.verification.roles import Role
+from cardsvc.verification.store import DbClientStore
+from cardsvc.verification.tokens import create_client, revoke_client
 
 log = get_logger(__name__)
 
@@ -66,6 +72,9 @@ DEMO_PROFILE = "ntag424-dna"
 SYSTEM_SOCKET = Path("/run/pcscd/pcscd.comm")
 ENV_FILE = "demo.env"
 DEMO_PROGRAMME = "demo-beidaihe"
+DEMO_SERVICE_POINT = "sp-district-centre"
+DEMO_PARTNER_BASE = "base-beidaihe"
+DEMO_CLIENT_LABEL = "demo"
 
 
 class DemoError(CardsvcError):
@@ -182,7 +191,7 @@ def seed_reference_data(settings: Settings) -> bool:
 
 def _seed_demo_programme(seed: ModuleType, session: Session) -> None:
     today = dt.datetime.now(dt.UTC).date()
-    seed.seed_programme(session, code=DEMO_PROGRAMME, base_code="base-beidaihe",
+    seed.seed_programme(session, code=DEMO_PROGRAMME, base_code=DEMO_PARTNER_BASE,
                         name="北戴河疗休养(示范)", starts_on=today - dt.timedelta(days=1),
                         ends_on=today + dt.timedelta(days=90), quota=20)
 
@@ -251,18 +260,43 @@ def _start_cards(settings: Settings, options: Options, readers: Readers) -> Emul
 # --- 5-6: environment file, banner, server ---------------------------------------------------
 
 
-def write_env_file(settings: Settings, options: Options) -> Path:
-    """``<data-dir>/demo.env``: what another shell exports to reach this demo."""
+def write_env_file(settings: Settings, options: Options, tokens: dict[str, str] | None = None) -> Path:
+    """``<data-dir>/demo.env`` (mode 0600: it holds the demo's API tokens): what another shell
+    exports to reach this demo."""
     base_url = f"http://{options.host}:{options.port}"
     values = {"CARDSVC_DATA_DIR": str(settings.data_dir.resolve()), "CARDSVC_ISSUER": settings.issuer,
               "CARDSVC_PUBLIC_BASE_URL": os.environ.get("CARDSVC_PUBLIC_BASE_URL", base_url),
-              "CARDSVC_API": base_url, SOCKET_ENV: str(socket_link(settings))}
+              "CARDSVC_API": base_url, SOCKET_ENV: str(socket_link(settings)), **(tokens or {})}
     lines = ["# written by `tools/dev.sh demo`; in another shell: source var/demo.env"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
     lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
     path = settings.data_dir / ENV_FILE
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def create_demo_clients(settings: Settings) -> dict[str, str]:
+    """Fresh API tokens for the tour: a service point and a partner base (earlier demo clients are
+    revoked, since a token is only ever shown once)."""
+    engine = engine_for(settings)
+    store = DbClientStore(Database(engine))
+    try:
+        return asyncio.run(_replace_clients(store))
+    finally:
+        engine.dispose()
+
+
+async def _replace_clients(store: DbClientStore) -> dict[str, str]:
+    for client in await store.list():
+        if client.label.startswith(DEMO_CLIENT_LABEL) and not client.revoked:
+            await revoke_client(store, client.client_id)
+    service = await create_client(store, label=f"{DEMO_CLIENT_LABEL} service point", role=Role.service_point,
+                                  service_point_id=DEMO_SERVICE_POINT)
+    partner = await create_client(store, label=f"{DEMO_CLIENT_LABEL} partner base", role=Role.partner,
+                                  partner_base_id=DEMO_PARTNER_BASE)
+    return {"CARDSVC_DEMO_SERVICE_TOKEN": service.token, "CARDSVC_DEMO_PARTNER_TOKEN": partner.token}
 
 
 def banner(settings: Settings, options: Options, counts: dict[str, int], readers: Readers,
@@ -316,7 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         counts = prepare(settings)
         with virtual_readers(settings, options) as readers:
-            banner(settings, options, counts, readers, write_env_file(settings, options))
+            env_file = write_env_file(settings, options, create_demo_clients(settings))
+            banner(settings, options, counts, readers, env_file)
             serve(options)
     except KeyboardInterrupt:
         console.print("interrupted")

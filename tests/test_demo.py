@@ -151,6 +151,12 @@ def test_demo_runs_on_embedded_defaults_and_stops_cleanly(running_demo: DemoProc
         assert reader["atr"], reader
         assert "ntag424-dna" in reader["profiles"], reader
 
+    whoami = running_demo.shell('curl -sS --fail-with-body -H "Authorization: Bearer '
+                                '$CARDSVC_DEMO_PARTNER_TOKEN" "$CARDSVC_API/v1/whoami"')
+    assert whoami.returncode == 0, whoami.stderr
+    assert json.loads(whoami.stdout)["role"] == "partner"
+    assert (workdir / "var" / "demo.env").stat().st_mode & 0o077 == 0  # it holds tokens
+
     counts = demo.registry_counts(get_settings(data_dir=workdir / "var"))
     assert counts == {"organisations": SAMPLE_ORGS, "members": SAMPLE_MEMBERS}
     assert "first step" in running_demo.output()

@@ -84,6 +84,10 @@ def _check_effects(var: Path, stdout: str) -> None:
     assert len(qr_files) == NEW_MEMBERS
     assert (var / "tour-g4.pdf").read_bytes().startswith(b"%PDF")
     assert (var / "import-report.xlsx").stat().st_size > 0
-    assert f"OK card {qr_files[0].stem}" in stdout
+    number = qr_files[0].stem
+    assert f'"outcome":"OK","reason":null,"method":"qr","card_number":"{number}"' in stdout
+    assert f'"item":"legal_consultation","card_number":"{number}"' in stdout
+    assert '"programme":"demo-beidaihe"' in stdout and '"quota_left":19' in stdout
+    assert f"OK card {number}" in stdout
     assert "refused, as it should be" in stdout
     assert stdout.count("OK card") == 1
