@@ -4,8 +4,8 @@
     .venv/bin/python tools/bench_credential.py [--quick]
 
 Verification rates are measured in interleaved rounds (raw, ours, cwt, …) of process CPU time and
-the best round of each is reported, so machine noise hits all of them alike. Targets (issue 8): our offline verify
-≥ 0.85 × the raw Ed25519 rate, and ≥ the `cwt` library's decode+verify rate; a bundle for
+the best round of each is reported, so machine noise hits all of them alike. Targets (issue 8): our
+offline verify ≥ 0.85 × the raw Ed25519 rate, and ≥ the `cwt` library's decode+verify rate; a bundle for
 1,000,000 issued / 20,000 revoked cards ≤ 400 KB, built in ≤ 2 s.
 """
 
