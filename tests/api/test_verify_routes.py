@@ -13,9 +13,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from cardsvc.config import Settings
-from cardsvc.credential import TrustAnchor, TrustBundle
+from cardsvc.credential import OfflineVerifier, TrustAnchor, TrustBundle, VerificationStatus
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import CardStatus
+from cardsvc.verification.recuperation import pseudonym
 from cardsvc.verification.roles import Role
 from tests.api.conftest import Api
 from tests.api.verify_support import make_db_api
@@ -284,3 +285,21 @@ def test_unknown_card_is_404(api: Api, world: World) -> None:
     response = api.request("POST", "/v1/verify/card", token=token, json=body)
     assert response.status_code == 404 and response.json()["reason"] == "unknown_card"
     assert _audit_count(world) == 0
+
+
+def test_offline_partner_flow(api: Api, world: World) -> None:
+    """Download bundle + list, verify a QR with no server, match the pseudonym, sync later."""
+    world.programme()
+    card = world.issue_card()
+    token = api.token(Role.partner)
+    raw = api.request("GET", "/v1/trust-bundle", token=token).content
+    listing = api.request("GET", f"/v1/programmes/{PROGRAMME}/eligibility", token=token).json()
+    signer = world.bundle_signer
+    anchor = TrustAnchor(signer.kid, signer.alg, signer.public_key_bytes())
+    verifier = OfflineVerifier.from_bundle_bytes(raw, anchor, clock=world.clock)
+    result = verifier.verify(card.qr)
+    assert result.status is VerificationStatus.ok and result.card_number == card.card_number
+    assert pseudonym(bytes.fromhex(listing["list_key"]), card.card_number).hex() in listing["entries"]
+    synced = api.request("POST", "/v1/checkins/sync", token=token, json={"programme": PROGRAMME, "items": [
+        {"idempotency_key": "offline-x-01", "qr": card.qr, "checked_in_at": "2026-11-24T08:30:00Z"}]})
+    assert synced.json()[0]["status"] == "accepted"
