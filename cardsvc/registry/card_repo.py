@@ -37,6 +37,7 @@ BATCH_MEMBER = cast(Table, BatchMember.__table__)  # type: ignore[attr-defined]
 MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
 PRINT = cast(Table, PrintRecord.__table__)  # type: ignore[attr-defined]
 EVENT = cast(Table, CardEvent.__table__)  # type: ignore[attr-defined]
+_INSERT_EVENT = insert(EVENT)  # one compiled statement for every journal arrow
 
 
 # --- batches -----------------------------------------------------------------------------------
@@ -244,9 +245,9 @@ def set_status(session: Session, *, card: Card, status: CardStatus, live: bool, 
 
 def add_event(session: Session, *, card_id: int, action: str, from_state: str = "", to_state: str = "",
               actor: str = "", detail: str = "") -> None:
-    session.connection().execute(insert(EVENT).values(
-        card_id=card_id, action=action, from_state=from_state, to_state=to_state, actor=actor[:100],
-        detail=detail[:200], at=utcnow()))
+    session.connection().execute(_INSERT_EVENT, {
+        "card_id": card_id, "action": action, "from_state": from_state, "to_state": to_state,
+        "actor": actor[:100], "detail": detail[:200], "at": utcnow()})
 
 
 def card_events(session: Session, *, card_id: int) -> list[CardEvent]:
