@@ -322,6 +322,7 @@ def _check_types(doc: _Document) -> None:
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover .tmp keeps its old mode through O_CREAT, and rename keeps it
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()

@@ -238,3 +238,15 @@ def test_corrupt_fields_are_key_store_errors(store: FileKeyStore, where: str, va
     tampered = _tamper(store, change)
     with pytest.raises(KeyStoreError):
         tampered.secret("pii/data")
+
+
+def test_a_leftover_world_readable_tmp_file_does_not_make_the_store_readable(store: FileKeyStore
+                                                                             ) -> None:
+    """Regression: O_CREAT keeps the mode of an existing keys.cbor.tmp (a crash, a careless copy),
+    and the rename then published the key store as 0644."""
+    store.path.parent.mkdir(parents=True)
+    leftover = store.path.with_name(store.path.name + ".tmp")
+    leftover.write_bytes(b"")
+    leftover.chmod(0o644)
+    store.ensure_secret("pii/data", 32)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
