@@ -216,4 +216,4 @@ def batch_context(batch: Batch, profiles: Mapping[str, Profile], store: KeyStore
     base = sun_url(public_base_url) if profile.family == "ntag424" else None
     return BatchContext(batch=batch, driver=driver, master_keys=keys, signer=store.issuer_signer(now=now),
                         issuer_keys=store.issuer_keys(), uid_hash=UidHasher.from_store(store),
-                        issuer=issuer, sun_base_url=base)
+                        issuer=issuer, sun_base_url=base, profiles=dict(profiles))

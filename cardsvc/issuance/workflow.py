@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -36,6 +36,7 @@ from cardsvc.issuance.journal import Clock, Journal
 from cardsvc.issuance.keys import UidHasher
 from cardsvc.issuance.proofs import check_card_proof, check_credential, check_readout
 from cardsvc.logging import get_logger
+from cardsvc.profiles import Profile
 from cardsvc.registry.cards import Batch, Card, JournalState
 from cardsvc.transport.base import CardConnection
 
@@ -93,6 +94,7 @@ class BatchContext:
     uid_hash: UidHasher
     issuer: str
     sun_base_url: str | None
+    profiles: Mapping[str, Profile] = field(default_factory=dict)  # all installed: names a stranger
     _sign_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def sign(self, claims: CredentialClaims) -> bytes:
@@ -149,7 +151,9 @@ class CardWorkflow:
     def _identify(self, conn: CardConnection) -> bytes:
         profile = self.ctx.driver.profile
         if not profile.matches_atr(conn.atr):
-            raise _Refused(f"card of an unexpected profile (ATR {conn.atr.hex().upper()}); "
+            found = [p.name for p in self.ctx.profiles.values() if p.matches_atr(conn.atr)]
+            what = f"a {' / '.join(found)} card" if found else f"ATR {conn.atr.hex().upper()}"
+            raise _Refused(f"card of an unexpected profile ({what}); "
                            f"batch {self.ctx.batch.label} issues {profile.name}")
         return self.ctx.driver.read_uid(conn)
 

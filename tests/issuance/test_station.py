@@ -59,7 +59,7 @@ def test_refuses_wrong_profile_and_foreign_cards_without_writing(desk: Desk, tmp
     reservation = workflow.journal.reserve(desk.batch)
     assert reservation is not None
     wrong = workflow.process(DirectConnection(echo), reservation)
-    assert wrong.kind is OutcomeKind.refused and "unexpected profile" in wrong.reason
+    assert wrong.kind is OutcomeKind.refused and "unexpected profile (ATR 3B88" in wrong.reason
     assert not wrong.used_reservation and echo.stored == b""
     conn = DirectConnection(foreign)
     theirs = workflow.process(conn, reservation)
@@ -180,3 +180,18 @@ def test_unplugged_reader_pauses_its_worker_while_others_go_on(desk: Desk, monke
     by_reader = {r: [e.outcome.kind for e in events if e.outcome and e.reader == r] for r in ("R0", "R1")}
     assert by_reader == {"R0": [OutcomeKind.issued], "R1": [OutcomeKind.issued] * 4}
     assert assert_invariants(desk, {c.uid: c for c in cards}) == {"issued": 5}
+
+
+def test_a_card_of_another_installed_profile_is_named(desk: Desk) -> None:
+    from tests.issuance.support import profile
+
+    desk.create_batch()
+    fmcos = profile("fmcos-cpu")
+    desk.ctx.profiles = {desk.profile.name: desk.profile, fmcos.name: fmcos}
+    (stranger,) = blank_cards("fmcos", 1)
+    before = stranger.to_image()
+    workflow = desk.workflow()
+    outcome = workflow.process(DirectConnection(stranger), workflow.journal.reserve(desk.batch))  # type: ignore[arg-type]
+    assert outcome.kind is OutcomeKind.refused
+    assert "(a fmcos-cpu card); batch B1 issues ntag424-dna" in outcome.reason
+    assert stranger.to_image() == before
