@@ -88,3 +88,21 @@ def test_card_errors_map_to_exit_codes(cli: Callable[..., object]) -> None:
     assert exit_code_for(bad.exception) == 9  # type: ignore[attr-defined]
     missing = cli("batch", "status", "NOPE", ok=False)
     assert exit_code_for(missing.exception) == 9  # type: ignore[attr-defined]
+
+
+def test_recover_without_cards_voids_held_reservations(cli: Callable[..., object], tmp_path: Path) -> None:
+    from cardsvc.issuance.batches import BatchService
+    from cardsvc.issuance.journal import Journal
+    from cardsvc.registry.db import session_factory
+
+    cli("batch", "create", "B1", "--org", "D01", "--init-keys")
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'cardsvc.sqlite3'}")
+    sessions = session_factory(engine)
+    held = Journal(sessions, actor="dead-station").reserve(BatchService(sessions).get("B1"))
+    engine.dispose()
+    assert held is not None
+    report = _json(cli("batch", "recover", "B1", "--no-cards", "--json"))
+    assert report == {"voided": [held.card_number], "finished": [], "resolved": [], "abandoned": [],
+                      "unresolved": []}
+    (status,) = _json(cli("batch", "status", "B1", "--json"))  # type: ignore[misc]
+    assert (status["voided"], status["pending"]) == (1, 3)
