@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, update
+from sqlalchemy import Table, bindparam, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
@@ -63,8 +63,17 @@ _CARD_WITH_MEMBER = (
     .join(MEMBER, MEMBER.c.id == CARD.c.member_id).join(ORG, ORG.c.id == MEMBER.c.org_id))
 
 
-def _execute(session: Session, statement: Any) -> Any:
-    return session.connection().execute(statement)
+# Hot-path statements are built once with bind parameters: building one per call cost more than
+# running it (cache-key generation, coercions), see docs/api.md "Performance".
+_CARD_BY_NUMBER = _CARD_WITH_MEMBER.where(CARD.c.card_number == bindparam("card_number"))
+_CARD_BY_UID = _CARD_WITH_MEMBER.where(CARD.c.uid_hash == bindparam("uid_hash"))
+_CLIENT_BY_ID = sa_select(CLIENT).where(CLIENT.c.client_id == bindparam("client_id"))
+_PROGRAMMES_OF_BASE = (sa_select(PROGRAMME).where(PROGRAMME.c.base_code == bindparam("base_code"))
+                       .order_by(PROGRAMME.c.code))
+
+
+def _execute(session: Session, statement: Any, params: Any = None) -> Any:
+    return session.connection().execute(statement, params)
 
 
 def _insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: list[str]) -> None:
@@ -88,7 +97,7 @@ def get_client(session: Session, *, client_id: str) -> ApiClient | None:
 
 def client_row(session: Session, *, client_id: str) -> Any:
     """The client's columns as one Core row (the per-request authentication lookup), or ``None``."""
-    return _execute(session, sa_select(CLIENT).where(CLIENT.c.client_id == client_id)).first()
+    return _execute(session, _CLIENT_BY_ID, {"client_id": client_id}).first()
 
 
 def revoke_client(session: Session, *, client_id: str) -> ApiClient:
@@ -109,30 +118,39 @@ def list_clients(session: Session) -> list[ApiClient]:
 def card_with_member(session: Session, *, card_number: str | None = None,
                      uid_hash: bytes | None = None) -> Any:
     """One Core row: the card's verification columns with its member and organisation (hot path)."""
-    query = (_CARD_WITH_MEMBER.where(CARD.c.card_number == card_number) if card_number is not None
-             else _CARD_WITH_MEMBER.where(CARD.c.uid_hash == uid_hash))
-    return _execute(session, query).first()
+    if card_number is not None:
+        return _execute(session, _CARD_BY_NUMBER, {"card_number": card_number}).first()
+    return _execute(session, _CARD_BY_UID, {"uid_hash": uid_hash}).first()
 
 
 # --- audit -------------------------------------------------------------------------------------
 
 
-_LOCK_HEAD = (update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + 1)
+_LOCK_HEAD = (update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + bindparam("count"))
               .returning(HEAD.c.size, HEAD.c.last_hash))
+_MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1).values(last_hash=bindparam("last_hash"))
+_INSERT_AUDIT = insert(AUDIT)
 
 
-def lock_audit_head(session: Session) -> tuple[int, bytes]:
-    """Reserve the next sequence number: returns ``(seq, previous row hash)`` with the head locked."""
-    row = _execute(session, _LOCK_HEAD).first()
+def lock_audit_head(session: Session, *, count: int = 1) -> tuple[int, bytes]:
+    """Reserve ``count`` sequence numbers: returns ``(first seq, previous row hash)``, head locked."""
+    row = _execute(session, _LOCK_HEAD, {"count": count}).first()
     if row is None:
         raise NotFound("the audit head row is missing (migration 0003 not applied?)")
-    return int(row[0]) - 1, bytes(row[1])
+    return int(row[0]) - count, bytes(row[1])
 
 
 def add_audit_row(session: Session, *, row: dict[str, Any]) -> None:
     """Insert a chained row and move the head's last hash to it (the head is locked by the caller)."""
-    _execute(session, insert(AUDIT).values(**row))
-    _execute(session, update(HEAD).where(HEAD.c.id == 1).values(last_hash=row["row_hash"]))
+    add_audit_rows(session, rows=[row])
+
+
+def add_audit_rows(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert chained rows (one executemany) and move the head's last hash to the last one."""
+    if not rows:
+        return
+    _execute(session, _INSERT_AUDIT, list(rows))
+    _execute(session, _MOVE_HEAD, {"last_hash": rows[-1]["row_hash"]})
 
 
 def audit_rows(session: Session, *, start: int = 0, limit: int | None = None) -> list[AuditLogRow]:
@@ -157,12 +175,19 @@ def recent_ok_verification(session: Session, *, actor: str, subject: str, since:
 # --- SUN counters and challenges ------------------------------------------------------------------
 
 
+_SUN_SEED_VALUES = {"card_number": bindparam("card"), "last": -1, "updated_at": bindparam("now")}
+_SUN_SEED = {name: module.insert(SUN).values(**_SUN_SEED_VALUES).on_conflict_do_nothing(
+    index_elements=["card_number"]) for name, module in (("sqlite", sqlite), ("postgresql", postgresql))}
+_SUN_ADVANCE = (update(SUN).where(SUN.c.card_number == bindparam("card"),
+                                  SUN.c.last < bindparam("counter"))
+                .values(last=bindparam("counter"), updated_at=bindparam("now")))
+
+
 def advance_sun_counter(session: Session, *, card_number: str, counter: int, now: dt.datetime) -> bool:
     """Compare-and-set: move the card's last counter to ``counter`` only if it grows."""
-    _insert_ignore(session, SUN, {"card_number": card_number, "last": -1, "updated_at": now}, ["card_number"])
-    statement = (update(SUN).where(SUN.c.card_number == card_number, SUN.c.last < counter)
-                 .values(last=counter, updated_at=now))
-    return bool(_execute(session, statement).rowcount == 1)
+    params = {"card": card_number, "counter": counter, "now": now}
+    _execute(session, _SUN_SEED[session.connection().dialect.name], params)
+    return bool(_execute(session, _SUN_ADVANCE, params).rowcount == 1)
 
 
 def add_challenge(session: Session, *, challenge: Challenge) -> None:
@@ -235,9 +260,9 @@ def get_programme(session: Session, *, code: str) -> Programme:
     return programme
 
 
-def programmes_of_base(session: Session, *, base_code: str) -> list[Programme]:
-    query = sa_select(Programme).where(PROGRAMME.c.base_code == base_code).order_by(PROGRAMME.c.code)
-    return list(session.scalars(query))
+def programmes_of_base(session: Session, *, base_code: str) -> list[Any]:
+    """The base's programmes as Core rows (same attribute names as :class:`Programme`; read-only)."""
+    return list(_execute(session, _PROGRAMMES_OF_BASE, {"base_code": base_code}))
 
 
 def in_named_list(session: Session, *, programme_code: str, member_id: int) -> bool:

@@ -35,6 +35,12 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 5
+# session.info key: functions run (in order) just before the transaction commits — a workflow's
+# deferred writes, e.g. its audit rows appended in one statement per transaction (store.record_event).
+BEFORE_COMMIT = "cardsvc.before_commit"
+# session.info key, set in a group-committed transaction: its functions only verify (no reads of
+# what another function deferred), so workflows may defer their audit rows to the commit.
+BATCHED = "cardsvc.batched"
 MAX_BATCH = 128
 _TRANSIENT_PG = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 
@@ -71,6 +77,8 @@ class Database:
             try:
                 with self._serialised(), self.session() as session:
                     result = fn(session)
+                    for hook in session.info.pop(BEFORE_COMMIT, ()):
+                        hook(session)
                     session.commit()
                     return result
             except DBAPIError as exc:
@@ -118,6 +126,11 @@ def _call(fn: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
         return True, fn(session)
     except CardsvcError as exc:  # raised before the function's first write (the contract)
         return False, exc
+
+
+def _run_jobs(batch: list[_Job], session: Session) -> list[tuple[bool, Any]]:
+    session.info[BATCHED] = True
+    return [_call(job.fn, session) for job in batch]
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -168,7 +181,7 @@ class BatchWriter:
 
     def _run(self, batch: list[_Job]) -> None:
         try:
-            outcomes = self._db.transact(lambda s: [_call(job.fn, s) for job in batch])
+            outcomes = self._db.transact(lambda s: _run_jobs(batch, s))
         except Exception as exc:  # the whole batch failed: every caller gets the error
             log.warning("batch of %d failed: %s", len(batch), type(exc).__name__)
             outcomes = [(False, exc)] * len(batch)

@@ -35,7 +35,7 @@ from cardsvc.verification.checks import (
 from cardsvc.verification.db import Database
 from cardsvc.verification.keys import CardKeys, IssuerTrust
 from cardsvc.verification.outcome import LiveCard, Verdict, Verification, live_status
-from cardsvc.verification.store import append_event
+from cardsvc.verification.store import record_event
 from cardsvc.verification.tokens import Clock, utc_now
 from cardsvc.verification.trustbundle import TrustBundleCache
 
@@ -214,7 +214,7 @@ class VerificationService:
                reason: str | None, now: datetime) -> None:
         event = AuditEvent(event_type=f"verify.{method}", actor=actor, subject=subject,
                            outcome=verdict.audit_outcome, reason=reason or "verified", timestamp=now)
-        append_event(session, event)
+        record_event(session, event)
 
 
 def _card(session: Session, card_number: str) -> LiveCard:

@@ -1,8 +1,9 @@
 """Database-backed client store and audit sink (the API's production services).
 
-:func:`append_event` is the one way a row enters the audit table: it locks the head row, chains the
-event onto the last hash (RFC 6962 prefixes, see :mod:`.audit`) and inserts it, inside the caller's
-transaction — so a workflow's change and its audit row commit together or not at all.
+:func:`append_events` is the one way rows enter the audit table: it locks the head row, chains the
+events onto the last hash (RFC 6962 prefixes, see :mod:`.audit`) and inserts them, inside the
+caller's transaction — so a workflow's change and its audit rows commit together or not at all.
+:func:`append_event` appends one now; :func:`record_event` defers it to just before the commit.
 """
 
 from __future__ import annotations
@@ -16,21 +17,59 @@ from cardsvc.errors import Conflict
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.verification_models import ApiClient, AuditLogRow
 from cardsvc.verification.audit import AuditEvent, AuditRow, Outcome, canonical_bytes, leaf_hash, node_hash
-from cardsvc.verification.db import Database
+from cardsvc.verification.db import BATCHED, BEFORE_COMMIT, Database
 from cardsvc.verification.roles import Role
 from cardsvc.verification.tokens import ClientRecord
 
 
 def append_event(session: Session, event: AuditEvent) -> AuditRow:
-    """Chain ``event`` onto the log in this transaction."""
-    seq, prev_hash = repo.lock_audit_head(session)
-    row_hash = node_hash(prev_hash, leaf_hash(canonical_bytes(seq, event)))
-    repo.add_audit_row(session, row={
-        "seq": seq, "event_type": event.event_type, "actor": event.actor, "subject": event.subject,
-        "outcome": event.outcome.value, "reason": event.reason, "ts": event.timestamp,
-        "prev_hash": prev_hash, "row_hash": row_hash,
-    })
-    return AuditRow(seq=seq, event=event, prev_hash=prev_hash, row_hash=row_hash)
+    """Chain ``event`` onto the log in this transaction (after any deferred ones, keeping order)."""
+    _append_deferred(session)
+    return append_events(session, [event])[0]
+
+
+_DEFERRED = "cardsvc.audit.deferred"
+
+
+def record_event(session: Session, event: AuditEvent) -> None:
+    """Chain ``event`` onto the log: now, or in a group-committed batch just before its commit.
+
+    Same guarantee either way — the rows commit with the workflow's change or not at all — but a
+    batch locks the head row once and inserts all its rows with one executemany.
+    """
+    if not session.info.get(BATCHED):
+        append_event(session, event)
+        return
+    pending: list[AuditEvent] | None = session.info.get(_DEFERRED)
+    if pending is None:
+        pending = session.info[_DEFERRED] = []
+        session.info.setdefault(BEFORE_COMMIT, []).append(_append_deferred)
+    pending.append(event)
+
+
+def _append_deferred(session: Session) -> None:
+    events: list[AuditEvent] = session.info.pop(_DEFERRED, [])
+    if events:
+        append_events(session, events)
+
+
+def append_events(session: Session, events: Sequence[AuditEvent]) -> list[AuditRow]:
+    """Chain ``events`` (in order) onto the log in this transaction: one head lock, one insert."""
+    seq, prev_hash = repo.lock_audit_head(session, count=len(events))
+    rows: list[AuditRow] = []
+    for offset, event in enumerate(events):
+        row_hash = node_hash(prev_hash, leaf_hash(canonical_bytes(seq + offset, event)))
+        rows.append(AuditRow(seq=seq + offset, event=event, prev_hash=prev_hash, row_hash=row_hash))
+        prev_hash = row_hash
+    repo.add_audit_rows(session, rows=[_columns(row) for row in rows])
+    return rows
+
+
+def _columns(row: AuditRow) -> dict[str, Any]:
+    event = row.event
+    return {"seq": row.seq, "event_type": event.event_type, "actor": event.actor, "subject": event.subject,
+            "outcome": event.outcome.value, "reason": event.reason, "ts": event.timestamp,
+            "prev_hash": row.prev_hash, "row_hash": row.row_hash}
 
 
 def row_from_db(row: AuditLogRow) -> AuditRow:
