@@ -30,6 +30,8 @@ import shlex
 import shutil
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,7 @@ from cardsvc.cli.output import console, err_console
 from cardsvc.config import Settings, get_settings
 from cardsvc.credential import open_key_store
 from cardsvc.demo_data import MEMBERS, NEW_MEMBERS, ORGS
-from cardsvc.emulator.images import factory_for
+from cardsvc.emulator.images import factory_for, load_image
 from cardsvc.emulator.pcscd import (
     SOCKET_ENV,
     PrivatePcscd,
@@ -51,10 +53,10 @@ from cardsvc.emulator.pcscd import (
     listening_ports,
     new_private_pcscd,
 )
-from cardsvc.emulator.runtime import Emulator
-from cardsvc.emulator.session import EmulationPlan, build_emulator
+from cardsvc.emulator.runtime import Emulator, Slot
+from cardsvc.emulator.session import EmulationPlan, build_emulator, image_saver
 from cardsvc.emulator.vpcd import DEFAULT_PORT as VPCD_PORT
-from cardsvc.errors import CardsvcError, ReaderUnavailable
+from cardsvc.errors import CardsvcError, ProfileError, ReaderUnavailable
 from cardsvc.issuance.keys import ensure_master_keys, ensure_uid_index
 from cardsvc.logging import get_logger
 from cardsvc.profiles import load_profiles
@@ -75,6 +77,9 @@ DEMO_PROGRAMME = "demo-beidaihe"
 DEMO_SERVICE_POINT = "sp-district-centre"
 DEMO_PARTNER_BASE = "base-beidaihe"
 DEMO_CLIENT_LABEL = "demo"
+TAP_DROP = "tap"  # <data-dir>/tap: a card image copied here is put on the tap reader
+TAP_ENV = "CARDSVC_TAP_PCSC"  # demo.env: the tap reader's PCSCLITE_CSOCK_NAME
+_SETTLE_S = 0.5  # a dropped file must be this old (not still being copied)
 
 
 class DemoError(CardsvcError):
@@ -257,16 +262,70 @@ def _start_cards(settings: Settings, options: Options, readers: Readers) -> Emul
     return build_emulator(factory_for(profile.family), plan, ports).start()
 
 
+@dataclass
+class TapReader:
+    """A service point's reader on a private pcscd of its own (another PC in real life)."""
+
+    pcscd: PrivatePcscd
+    slot: Slot
+    drop: Path
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@contextlib.contextmanager
+def tap_reader(settings: Settings, readers: Readers) -> Iterator[TapReader | None]:
+    """One more reader for ``cardsvc tap``: a card image copied into ``<data-dir>/tap/`` is put
+    on it (replacing the card there). Only with private pcscds (root); ``None`` otherwise."""
+    if readers.pcscd is None:
+        yield None
+        return
+    pcscd = new_private_pcscd(1, workdir=(settings.data_dir / "pcscd-tap").absolute(),
+                              socket_link=settings.data_dir.absolute() / "pcscd-tap.comm").start()
+    saver = image_saver(settings.data_dir / "cards" / "tap")
+    tap = TapReader(pcscd, Slot(0, pcscd.ports[0], on_removed=saver), settings.data_dir / TAP_DROP)
+    tap.drop.mkdir(parents=True, exist_ok=True)
+    watcher = threading.Thread(target=_watch_drop, args=(tap,), name="demo-tap-drop", daemon=True)
+    tap.slot.start()
+    watcher.start()
+    try:
+        yield tap
+    finally:
+        tap.stop.set()
+        watcher.join(5)
+        tap.slot.stop()
+        pcscd.stop()
+
+
+def _watch_drop(tap: TapReader) -> None:
+    while not tap.stop.wait(0.25):
+        for path in sorted(tap.drop.glob("*.json")):
+            if time.time() - path.stat().st_mtime >= _SETTLE_S:
+                _place(tap.slot, path)
+
+
+def _place(slot: Slot, path: Path) -> None:
+    try:
+        card = load_image(path)
+    except ProfileError as exc:
+        log.warning("tap reader: %s", exc.message)
+        path.rename(path.with_suffix(".refused"))
+        return
+    path.unlink()
+    slot.remove()
+    slot.insert(card)
+    log.info("tap reader: card %s placed", card.uid.hex().upper())
+
+
 # --- 5-6: environment file, banner, server ---------------------------------------------------
 
 
-def write_env_file(settings: Settings, options: Options, tokens: dict[str, str] | None = None) -> Path:
+def write_env_file(settings: Settings, options: Options, extra: dict[str, str] | None = None) -> Path:
     """``<data-dir>/demo.env`` (mode 0600: it holds the demo's API tokens): what another shell
     exports to reach this demo."""
     base_url = f"http://{options.host}:{options.port}"
     values = {"CARDSVC_DATA_DIR": str(settings.data_dir.resolve()), "CARDSVC_ISSUER": settings.issuer,
               "CARDSVC_PUBLIC_BASE_URL": os.environ.get("CARDSVC_PUBLIC_BASE_URL", base_url),
-              "CARDSVC_API": base_url, SOCKET_ENV: str(socket_link(settings)), **(tokens or {})}
+              "CARDSVC_API": base_url, SOCKET_ENV: str(socket_link(settings)), **(extra or {})}
     lines = ["# written by `tools/dev.sh demo`; in another shell: source var/demo.env"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
     lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
@@ -300,7 +359,7 @@ async def _replace_clients(store: DbClientStore) -> dict[str, str]:
 
 
 def banner(settings: Settings, options: Options, counts: dict[str, int], readers: Readers,
-           env_file: Path) -> None:
+           env_file: Path, tap: TapReader | None = None) -> None:
     data_dir = settings.data_dir.resolve()
     say("[bold]cardsvc demo[/] (embedded defaults)")
     say(f"  data      {data_dir} (SQLite cardsvc.sqlite3, file key store keys/)")
@@ -313,8 +372,16 @@ def banner(settings: Settings, options: Options, counts: dict[str, int], readers
         say("            run as root, or start pcscd with vsmartcard-vpcd; the API runs anyway")
     url = f"http://{options.host}:{options.port}"
     say(f"  API       {url}  ({url}/readyz, {url}/metrics, {url}/docs)")
+    say(f"  tap       {_tap_line(tap)}")
     say(f"  first step, in another shell:  source {_shown(env_file)} && cardsvc readers")
     say("Ctrl-C stops the server, the readers and pcscd.")
+
+
+def _tap_line(tap: TapReader | None) -> str:
+    if tap is None:
+        return "none (a second private pcscd needs root)"
+    return (f"a service point's reader on its own pcscd (${TAP_ENV}); copy a card image from "
+            f"{_shown(tap.drop.parent / 'cards')} into {_shown(tap.drop)}/ to put it there")
 
 
 def say(text: str) -> None:
@@ -349,9 +416,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         counts = prepare(settings)
-        with virtual_readers(settings, options) as readers:
-            env_file = write_env_file(settings, options, create_demo_clients(settings))
-            banner(settings, options, counts, readers, env_file)
+        with virtual_readers(settings, options) as readers, tap_reader(settings, readers) as tap:
+            extra = create_demo_clients(settings)
+            if tap is not None:
+                extra[TAP_ENV] = str(tap.pcscd.socket_link)
+            env_file = write_env_file(settings, options, extra)
+            banner(settings, options, counts, readers, env_file, tap)
             serve(options)
     except KeyboardInterrupt:
         console.print("interrupted")
