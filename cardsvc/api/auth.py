@@ -18,7 +18,7 @@ from fastapi import Request
 from cardsvc.api.services import Services
 from cardsvc.errors import AuthenticationRequired
 from cardsvc.verification.roles import check_permission, policy_for
-from cardsvc.verification.tokens import ClientRecord, authenticate
+from cardsvc.verification.tokens import ClientRecord, authenticate, authenticate_cached
 
 
 def services_of(request: Request) -> Services:
@@ -42,13 +42,25 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
+# Routes whose handler hands its work to ``Database.run_batched(..., client_id=...)``, which confirms
+# the client (exists, not revoked) inside the committing transaction: they may admit a client from
+# the worker's cache. Every other route reads the client for each request.
+CONFIRMED_IN_COMMIT = frozenset({"verify_qr", "verify_sun_json"})
+
+
+async def _client(services: Services, name: str, token: str) -> ClientRecord:
+    if services.client_cache is not None and name in CONFIRMED_IN_COMMIT:
+        return await authenticate_cached(services.clients, services.client_cache, token)
+    return await authenticate(services.clients, token)
+
+
 async def authorize(request: Request) -> ClientRecord | None:
     """The calling client, or ``None`` on a public route. Fails closed on an unlisted route."""
     name = route_name(request)
     if policy_for(name).public:
         return None
     services = services_of(request)
-    client = await authenticate(services.clients, bearer_token(request.headers.get("authorization")))
+    client = await _client(services, name, bearer_token(request.headers.get("authorization")))
     await services.rate_limiter.acquire(client.client_id)
     check_permission(name, client.role)
     request.state.client = client

@@ -27,7 +27,7 @@ from cardsvc.verification.ratelimit import (
 from cardsvc.verification.service import VerificationService
 from cardsvc.verification.setup import VerifierKeyStore, build_verification
 from cardsvc.verification.store import DbAuditSink, DbClientStore
-from cardsvc.verification.tokens import ClientStore, InMemoryClientStore, utc_now
+from cardsvc.verification.tokens import ClientCache, ClientStore, InMemoryClientStore, utc_now
 
 # A readiness probe returns None (ready) or raises; it may be a plain or an async callable.
 ReadinessProbe = Callable[[], Awaitable[None] | None]
@@ -43,6 +43,7 @@ class Services:
     readiness: Mapping[str, ReadinessProbe] = field(default_factory=lambda: MappingProxyType({}))
     clock: Callable[[], datetime] = utc_now
     verification: VerificationService | None = None  # the DB-backed workflows (None: in-memory only)
+    client_cache: ClientCache | None = None  # recently admitted clients (routes of auth.CONFIRMED_IN_COMMIT)
 
     async def aclose(self) -> None:
         await self.rate_limiter.aclose()
@@ -93,4 +94,4 @@ def db_services(settings: Settings, *, key_store: VerifierKeyStore | None = None
     if isinstance(limiter, RedisRateLimiter):
         probes["redis"] = limiter.ping
     return Services(clients=DbClientStore(db), rate_limiter=limiter, audit=DbAuditSink(db),
-                    readiness=MappingProxyType(probes), verification=verification)
+                    readiness=MappingProxyType(probes), verification=verification, client_cache=ClientCache())

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import Table, bindparam, false, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
@@ -98,6 +98,17 @@ def get_client(session: Session, *, client_id: str) -> ApiClient | None:
 def client_row(session: Session, *, client_id: str) -> Any:
     """The client's columns as one Core row (the per-request authentication lookup), or ``None``."""
     return _execute(session, _CLIENT_BY_ID, {"client_id": client_id}).first()
+
+
+_LIVE_CLIENTS = sa_select(CLIENT.c.client_id).where(CLIENT.c.client_id.in_(bindparam("ids", expanding=True)),
+                                                    CLIENT.c.revoked == false())
+
+
+def live_clients(session: Session, *, client_ids: Sequence[str]) -> set[str]:
+    """Which of ``client_ids`` exist and are not revoked (one query for a whole batch)."""
+    if not client_ids:
+        return set()
+    return {str(c) for c in _execute(session, _LIVE_CLIENTS, {"ids": list(client_ids)}).scalars()}
 
 
 def revoke_client(session: Session, *, client_id: str) -> ApiClient:

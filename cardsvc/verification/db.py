@@ -28,8 +28,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from cardsvc.errors import CardsvcError
+from cardsvc.errors import AuthenticationRequired, CardsvcError
 from cardsvc.logging import get_logger
+from cardsvc.registry import verification_repo as repo
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -100,9 +101,13 @@ class Database:
     async def run_read(self, fn: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(self.read, fn)
 
-    async def run_batched(self, fn: Callable[[Session], T]) -> T:
-        """Like :meth:`run`, but committed together with other callers' functions (group commit)."""
-        return await self._batches.submit(fn)
+    async def run_batched(self, fn: Callable[[Session], T], *, client_id: str | None = None) -> T:
+        """Like :meth:`run`, but committed together with other callers' functions (group commit).
+
+        With ``client_id``, the batch first confirms (one query for all its jobs) that the client
+        exists and is not revoked, else this job raises ``AuthenticationRequired`` and runs nothing.
+        """
+        return await self._batches.submit(fn, client_id)
 
     def close(self) -> None:
         """Stop the batch writer (the engine stays usable)."""
@@ -119,6 +124,7 @@ class _Job:
     fn: Callable[[Session], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    client_id: str | None = None
 
 
 def _call(fn: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
@@ -130,7 +136,10 @@ def _call(fn: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
 
 def _run_jobs(batch: list[_Job], session: Session) -> list[tuple[bool, Any]]:
     session.info[BATCHED] = True
-    return [_call(job.fn, session) for job in batch]
+    wanted = sorted({job.client_id for job in batch if job.client_id is not None})
+    live = repo.live_clients(session, client_ids=wanted)
+    return [_call(job.fn, session) if job.client_id is None or job.client_id in live
+            else (False, AuthenticationRequired("invalid or revoked token")) for job in batch]
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -152,11 +161,11 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    async def submit(self, fn: Callable[[Session], T]) -> T:
+    async def submit(self, fn: Callable[[Session], T], client_id: str | None = None) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._ensure_thread()
-        self._queue.put(_Job(fn, future, loop))
+        self._queue.put(_Job(fn, future, loop, client_id))
         return await future
 
     def _ensure_thread(self) -> None:

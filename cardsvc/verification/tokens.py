@@ -18,6 +18,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -153,6 +154,48 @@ async def authenticate(store: ClientStore, token: str) -> ClientRecord:
     if record is None or not matches or record.revoked:
         log.info("token refused for client %s", client_id)
         raise AuthenticationRequired("invalid or revoked token")
+    return record
+
+
+CACHE_MAX_AGE = 30.0  # seconds a cached client record is trusted before it is read again
+
+
+class ClientCache:
+    """A worker's recently authenticated clients, so the hot path skips the per-request lookup.
+
+    Only for routes that confirm the client again inside their own transaction (the group-committed
+    verifications check every batch's clients in one query, see ``Database.run_batched``): a token
+    revoked by any worker then stops working on the next request that commits, as without the cache.
+    Entries hold the stored hash, never the token; they are re-read after :data:`CACHE_MAX_AGE`.
+    """
+
+    def __init__(self, *, max_age: float = CACHE_MAX_AGE, clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = 10_000) -> None:
+        self._entries: dict[str, tuple[ClientRecord, float]] = {}
+        self._max_age, self._clock, self._max_entries = max_age, clock, max_entries
+
+    def get(self, client_id: str) -> ClientRecord | None:
+        entry = self._entries.get(client_id)
+        if entry is None or self._clock() - entry[1] > self._max_age:
+            return None
+        return entry[0]
+
+    def put(self, record: ClientRecord) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # bounded; ids come from authenticated tokens only
+        self._entries[record.client_id] = (record, self._clock())
+
+
+async def authenticate_cached(store: ClientStore, cache: ClientCache, token: str) -> ClientRecord:
+    """:func:`authenticate`, answered from ``cache`` when this worker admitted the client lately.
+
+    The caller must confirm the client inside its transaction (see :class:`ClientCache`).
+    """
+    record = cache.get(parse_client_id(token))
+    if record is not None and hmac.compare_digest(hash_token(token), record.token_hash):
+        return record
+    record = await authenticate(store, token)
+    cache.put(record)
     return record
 
 

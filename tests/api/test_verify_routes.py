@@ -16,8 +16,10 @@ from cardsvc.config import Settings
 from cardsvc.credential import OfflineVerifier, TrustAnchor, TrustBundle, VerificationStatus
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import CardStatus
+from cardsvc.registry.verification_models import SunCounter
 from cardsvc.verification.recuperation import pseudonym
 from cardsvc.verification.roles import Role
+from cardsvc.verification.store import DbClientStore
 from tests.api.conftest import Api
 from tests.api.verify_support import make_db_api
 from tests.verification.world import FMCOS, PROGRAMME, World, make_world, sqlite_url
@@ -303,3 +305,55 @@ def test_offline_partner_flow(api: Api, world: World) -> None:
     synced = api.request("POST", "/v1/checkins/sync", token=token, json={"programme": PROGRAMME, "items": [
         {"idempotency_key": "offline-x-01", "qr": card.qr, "checked_in_at": "2026-11-24T08:30:00Z"}]})
     assert synced.json()[0]["status"] == "accepted"
+
+
+# --- the worker's client cache on the hot path ----------------------------------------------------
+
+
+def _revoke_elsewhere(world: World, token: str) -> None:
+    """Revoke as another worker would: straight in the table, this app's cache knows nothing."""
+    client_id = token.split("_")[1]
+    asyncio.run(DbClientStore(world.db).revoke(client_id))
+
+
+def test_a_cached_client_revoked_by_another_worker_is_refused_at_commit(api: Api, world: World) -> None:
+    card = world.issue_card()
+    token = api.token(Role.partner)
+    assert _verify(api, token, card.qr)["outcome"] == "OK"  # now in this worker's cache
+    params = dict(parse_qsl(urlsplit(world.tap_url(card)).query))
+    assert api.request("GET", "/v1/verify/sun", token=token, params=params).status_code == 200
+    before = _audit_count(world)
+    _revoke_elsewhere(world, token)
+    refused = api.request("POST", "/v1/verify/qr", token=token, json={"qr": card.qr})
+    assert refused.status_code == 401 and refused.json()["type"].endswith("authentication_required")
+    params = dict(parse_qsl(urlsplit(world.tap_url(card)).query))
+    assert api.request("GET", "/v1/verify/sun", token=token, params=params).status_code == 401
+    assert _audit_count(world) == before  # nothing recorded for a revoked client
+    with world.session() as s:  # and the SUN counter did not move for the refused tap
+        assert s.get(SunCounter, card.card_number).last == card.counter - 1  # type: ignore[union-attr]
+
+
+def test_the_cache_never_admits_a_wrong_secret_for_a_cached_id(api: Api, world: World) -> None:
+    card = world.issue_card()
+    token = api.token(Role.partner)
+    assert _verify(api, token, card.qr)["outcome"] == "OK"
+    forged = token[: -4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    response = api.request("POST", "/v1/verify/qr", token=forged, json={"qr": card.qr})
+    assert response.status_code == 401
+
+
+def test_batch_with_a_revoked_and_a_live_client_answers_each_on_its_own(api: Api, world: World) -> None:
+    card = world.issue_card()
+    live, dead = api.token(Role.partner), api.token(Role.partner)
+    for token in (live, dead):
+        assert _verify(api, token, card.qr)["outcome"] == "OK"
+    _revoke_elsewhere(world, dead)
+    before = _audit_count(world)
+
+    async def burst() -> list[int]:
+        calls = [api.client.post("/v1/verify/qr", json={"qr": card.qr},
+                                 headers={"Authorization": f"Bearer {t}"}) for t in [live, dead] * 10]
+        return [r.status_code for r in await asyncio.gather(*calls)]
+
+    assert api.run(burst()) == [200, 401] * 10
+    assert _audit_count(world) == before + 10

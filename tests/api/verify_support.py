@@ -11,6 +11,7 @@ from cardsvc.api.services import Services
 from cardsvc.config import Settings
 from cardsvc.verification.ratelimit import InProcessRateLimiter, RateLimit
 from cardsvc.verification.store import DbAuditSink, DbClientStore
+from cardsvc.verification.tokens import ClientCache
 from tests.api.conftest import Api
 from tests.verification.world import World
 
@@ -18,7 +19,8 @@ from tests.verification.world import World
 def world_services(world: World, *, rate_limit: RateLimit | None = None) -> Services:
     limit = rate_limit or RateLimit(burst=10_000, per_second=1e4)
     return Services(clients=DbClientStore(world.db), rate_limiter=InProcessRateLimiter(limit),
-                    audit=DbAuditSink(world.db), readiness={"db": world.db.ping}, verification=world.svc)
+                    audit=DbAuditSink(world.db), readiness={"db": world.db.ping}, verification=world.svc,
+                    client_cache=ClientCache())  # as db_services wires it
 
 
 @contextmanager

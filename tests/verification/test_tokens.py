@@ -11,10 +11,12 @@ import pytest
 from cardsvc.errors import AuthenticationRequired, Conflict, InvalidRecord, NotFound
 from cardsvc.verification.roles import Role
 from cardsvc.verification.tokens import (
+    ClientCache,
     ClientRecord,
     InMemoryClientStore,
     IssuedToken,
     authenticate,
+    authenticate_cached,
     create_client,
     hash_token,
     parse_client_id,
@@ -134,3 +136,52 @@ def test_list_is_ordered() -> None:
     made = [make(store).client.client_id for _ in range(3)]
     listed = [r.client_id for r in asyncio.run(store.list())]
     assert sorted(made) == listed  # same created_at: ordered by id
+
+
+# --- the worker's client cache ------------------------------------------------------------------
+
+
+class _Counting(InMemoryClientStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, client_id: str) -> ClientRecord | None:
+        self.reads += 1
+        return await super().get(client_id)
+
+
+def test_cache_answers_a_known_client_until_its_entry_is_old() -> None:
+    store, now = _Counting(), [0.0]
+    cache = ClientCache(max_age=30.0, clock=lambda: now[0])
+    issued = make(store)
+    for _ in range(3):
+        assert asyncio.run(authenticate_cached(store, cache, issued.token)) == issued.client
+    assert store.reads == 1
+    now[0] = 31.0
+    asyncio.run(authenticate_cached(store, cache, issued.token))
+    assert store.reads == 2
+
+
+def test_cache_refuses_a_wrong_secret_and_never_stores_failures() -> None:
+    store = _Counting()
+    cache = ClientCache()
+    issued = make(store)
+    asyncio.run(authenticate_cached(store, cache, issued.token))
+    forged = issued.token[:-1] + ("A" if issued.token[-1] != "A" else "B")
+    with pytest.raises(AuthenticationRequired):
+        asyncio.run(authenticate_cached(store, cache, forged))
+    revoked = make(store)
+    asyncio.run(store.revoke(revoked.client.client_id))
+    for _ in range(2):
+        with pytest.raises(AuthenticationRequired):
+            asyncio.run(authenticate_cached(store, cache, revoked.token))
+    assert cache.get(revoked.client.client_id) is None
+
+
+def test_cache_stays_bounded() -> None:
+    store = InMemoryClientStore()
+    cache = ClientCache(max_entries=3)
+    for _ in range(7):
+        asyncio.run(authenticate_cached(store, cache, make(store).token))
+    assert sum(cache.get(c.client_id) is not None for c in asyncio.run(store.list())) <= 3

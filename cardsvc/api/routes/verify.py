@@ -36,7 +36,7 @@ async def verify_qr(body: QrVerifyRequest, request: Request) -> VerifyResponse:
         result = svc.verify_qr(session, actor=client.client_id, qr_text=body.qr)
         return VerifyResponse.of(result, member_view(session, result, client, svc.cipher))
 
-    return await svc.db.run_batched(work)
+    return await svc.db.run_batched(work, client_id=client.client_id)  # auth.CONFIRMED_IN_COMMIT
 
 
 @router.get("/verify/sun", name="verify_sun_json", response_model=VerifyResponse)
@@ -49,7 +49,7 @@ async def verify_sun_json(request: Request, p: SUN_PARAM, m: SUN_PARAM) -> Verif
         result = svc.verify_sun(session, actor=client.client_id, url=url)
         return VerifyResponse.of(result, member_view(session, result, client, svc.cipher))
 
-    return await svc.db.run_batched(work)
+    return await svc.db.run_batched(work, client_id=client.client_id)  # auth.CONFIRMED_IN_COMMIT
 
 
 @router.post("/challenges", name="challenges_create", response_model=ChallengeResponse, status_code=201)
