@@ -16,6 +16,9 @@ Steps, each idempotent so a second run reuses the data directory (``CARDSVC_DATA
    fresh API tokens of a demo service point and a demo partner base (earlier ones are revoked);
 6. ``cardsvc serve`` on 127.0.0.1:8000 in the foreground. Ctrl-C (or SIGTERM) stops the server,
    then the readers, then pcscd, and exits 0.
+
+``python -m cardsvc.demo phone-tap IMAGE`` plays an NFC phone: it reads the SUN URL of a saved NTAG
+424 DNA card image (and saves the card back, its read counter moved) and prints the URL to open.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ from cardsvc.cli.output import console, err_console
 from cardsvc.config import Settings, get_settings
 from cardsvc.credential import open_key_store
 from cardsvc.demo_data import MEMBERS, NEW_MEMBERS, ORGS
-from cardsvc.emulator.images import factory_for, load_image
+from cardsvc.drivers.base import driver_for
+from cardsvc.emulator.base import VirtualCard
+from cardsvc.emulator.images import factory_for, load_image, save_image
 from cardsvc.emulator.pcscd import (
     SOCKET_ENV,
     PrivatePcscd,
@@ -59,7 +64,7 @@ from cardsvc.emulator.vpcd import DEFAULT_PORT as VPCD_PORT
 from cardsvc.errors import CardsvcError, ProfileError, ReaderUnavailable
 from cardsvc.issuance.keys import ensure_master_keys, ensure_uid_index
 from cardsvc.logging import get_logger
-from cardsvc.profiles import load_profiles
+from cardsvc.profiles import load_profiles, match_atr
 from cardsvc.registry.db import engine_for, session_factory
 from cardsvc.registry.models import Member, Organisation
 from cardsvc.verification.db import Database
@@ -316,6 +321,53 @@ def _place(slot: Slot, path: Path) -> None:
     log.info("tap reader: card %s placed", card.uid.hex().upper())
 
 
+@dataclass
+class _PhoneLink:
+    """What an NFC phone is to a card: APDUs straight to it (no PC/SC reader in between)."""
+
+    card: VirtualCard
+    reader: str = "phone"
+
+    def __post_init__(self) -> None:
+        self.card.power_on()
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def transmit(self, apdu: bytes) -> bytes:
+        return self.card.process(apdu)
+
+    def close(self) -> None:
+        """Nothing to release: the card object stays with the caller."""
+
+
+def phone_tap(settings: Settings, image: Path) -> str:
+    """Read the SUN URL of the NTAG 424 DNA card saved in ``image``, as a phone would, and save the
+    card back (its read counter moved, so the next tap is fresh)."""
+    card = load_image(image)
+    profiles = match_atr(load_profiles(settings.effective_profiles_dir), card.atr)
+    if card.family != "ntag424" or not profiles:
+        raise DemoError(f"{image.name} is not an NTAG 424 DNA card: only those carry a phone-tap URL")
+    proof = driver_for(profiles[0]).prove(_PhoneLink(card), b"")
+    save_image(card, image)
+    return proof.payload.decode("ascii")
+
+
+def phone_tap_main(argv: Sequence[str]) -> int:
+    """``python -m cardsvc.demo phone-tap IMAGE``: print the URL a phone would open."""
+    if len(argv) != 1:
+        err_console.print("usage: python -m cardsvc.demo phone-tap CARD-IMAGE.json")
+        return 2
+    try:
+        url = phone_tap(get_settings(), Path(argv[0]))
+    except CardsvcError as exc:
+        err_console.print(f"[bold red]phone-tap:[/] {exc.diagnostics()}", highlight=False)
+        return 1
+    sys.stdout.write(url + "\n")
+    return 0
+
+
 # --- 5-6: environment file, banner, server ---------------------------------------------------
 
 
@@ -408,7 +460,10 @@ def serve(options: Options) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["phone-tap"]:
+        return phone_tap_main(arguments[1:])
+    options = parse_options(arguments)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job may inherit SIG_IGN
     signal.signal(signal.SIGTERM, _raise_interrupt)
     os.environ.setdefault("CARDSVC_ISSUER", DEMO_ISSUER)

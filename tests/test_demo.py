@@ -24,7 +24,9 @@ import pytest
 from cardsvc import demo
 from cardsvc.config import get_settings
 from cardsvc.credential import open_key_store
+from cardsvc.emulator.images import factory_for, save_image
 from cardsvc.emulator.pcscd import SOCKET_ENV, HarnessError
+from cardsvc.errors import CardsvcError
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -234,3 +236,21 @@ def test_no_readers_is_explained_and_the_demo_goes_on(tmp_path: Path,
         assert readers.emulator is None and readers.pcscd is None
         assert "root privileges" in readers.note
         assert "35963-35964" in readers.note
+
+
+def test_phone_tap_refuses_what_is_not_an_ntag_card(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path)
+    fmcos = save_image(factory_for("fmcos").blank(), tmp_path / "fmcos.json")
+    with pytest.raises(demo.DemoError, match="not an NTAG 424 DNA card"):
+        demo.phone_tap(settings, fmcos)
+    (tmp_path / "junk.json").write_text("{}", encoding="utf-8")
+    assert demo.main(["phone-tap", str(tmp_path / "junk.json")]) == 1
+    assert demo.main(["phone-tap"]) == 2
+
+
+def test_phone_tap_on_a_blank_card_fails_closed(tmp_path: Path) -> None:
+    """A blank card has no SUN URL yet: a typed error, no URL (the tour covers a real tap)."""
+    settings = get_settings(data_dir=tmp_path)
+    blank = save_image(factory_for("ntag424").blank(), tmp_path / "blank.json")
+    with pytest.raises(CardsvcError):
+        demo.phone_tap(settings, blank)

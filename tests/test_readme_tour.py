@@ -93,4 +93,5 @@ def _check_effects(var: Path, stdout: str) -> None:
     assert '"programme":"demo-beidaihe"' in stdout and '"quota_left":19' in stdout
     assert f"OK card {number}" in stdout
     assert "refused, as it should be" in stdout
+    assert stdout.index('<h1 class="ok">') < stdout.index('<h1 class="nok">')  # phone tap, then replay
     assert stdout.count("OK card") == 2  # the reader tap and the offline check before the loss
