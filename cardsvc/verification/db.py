@@ -3,8 +3,8 @@
 Workflows are plain functions ``fn(session) -> T`` that call repo functions and never commit;
 :meth:`Database.transact` commits them, and retries (a few times, with a short back-off) when the
 database reports a transient conflict — SQLite ``database is locked`` under a concurrent writer,
-PostgreSQL serialization failures and deadlocks. On SQLite one process also queues its own writers
-on a lock, so threads of one worker never fight for the file lock.
+PostgreSQL serialization failures and deadlocks. On SQLite writers queue on a thread lock and a
+``flock`` next to the database file, so neither threads nor worker processes poll for the write lock.
 
 :meth:`Database.run_batched` is group commit for the verification hot path: one writer thread per
 process runs every queued function in ONE transaction (one lock hand-over, one fsync) and answers
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -52,6 +55,33 @@ def _transient(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_PG
 
 
+def _writer_lock_path(engine: Engine) -> Path | None:
+    """``<database>.writers`` next to a SQLite file (``None`` for an in-memory database)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".writers")
+
+
+@contextlib.contextmanager
+def _flocked(path: Path | None) -> Iterator[None]:
+    """An exclusive ``flock`` that every worker process's writers queue on.
+
+    SQLite's own busy handler polls with growing sleeps (1, 2, 5 … 100 ms), so two processes
+    fighting for the write lock waste time and stretch p99; a kernel lock wakes the next writer
+    as soon as the last one commits.
+    """
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
 class Database:
     """An engine plus sessions that keep loaded objects after commit."""
 
@@ -59,6 +89,7 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._lock = threading.Lock()
+        self._file_lock = _writer_lock_path(engine) if self.is_sqlite else None
         self._batches = BatchWriter(self)
 
     def session(self) -> Session:
@@ -69,7 +100,7 @@ class Database:
         if not self.is_sqlite:
             yield
             return
-        with self._lock:
+        with self._lock, _flocked(self._file_lock):
             yield
 
     def transact(self, fn: Callable[[Session], T]) -> T:

@@ -5,6 +5,11 @@ transaction): cryptography first, then the card by number or keyed UID hash, the
 (SUN counter compare-and-set, single-use challenge), the live status rules of :mod:`.outcome`, and
 one audit row in the same transaction. Input that is not a verification (malformed text, unknown
 card, bad challenge) raises a typed error, rolls back, and records nothing.
+
+QR and phone-tap verifications also come in two halves for the hot path: ``check_qr`` /
+``check_sun`` only read (signature, MAC, card and member row; run in parallel outside any write
+lock) and return a :class:`Pending`; :meth:`VerificationService.commit` does the writes (SUN
+counter compare-and-set, audit row) in a group-committed batch. ``verify_qr`` = both in one.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -57,6 +62,16 @@ class CardAnswer:
     credential: bytes | None = None  # read from the chip when the terminal can; else the stored one
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A checked verification before its writes: the answer it will give, who asked, and for a
+    phone tap the counter to compare-and-set (see :meth:`VerificationService.commit`)."""
+
+    answer: Verification
+    actor: str
+    counter: int | None = None
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class VerificationService:
     """Everything the verification workflows need, injected (no globals)."""
@@ -82,18 +97,22 @@ class VerificationService:
     # --- QR ------------------------------------------------------------------------------------
 
     def verify_qr(self, session: Session, *, actor: str, qr_text: str) -> Verification:
+        return self.commit(session, self.check_qr(session, actor=actor, qr_text=qr_text))
+
+    def check_qr(self, session: Session, *, actor: str, qr_text: str) -> Pending:
+        """Everything of a QR verification but its write (reads only; may run outside the batch)."""
         raw = from_qr_text(qr_text)
         now = self.clock()
         try:
             claims = check_credential(self.trust, raw, now)
         except CredentialVerificationError as exc:
-            return self._refused(session, "qr", actor, None, exc.reason, now)
+            return self._refusal("qr", actor, None, exc.reason, now)
         card = _card(session, claims.card_number)
         try:
             same_credential(raw, card.credential)
         except CredentialVerificationError as exc:
-            return self._refused(session, "qr", actor, card.card_number, exc.reason, now)
-        return self._finish(session, "qr", actor, card, now)
+            return self._refusal("qr", actor, card.card_number, exc.reason, now)
+        return self._answer("qr", actor, card, now)
 
     # --- SUN -----------------------------------------------------------------------------------
 
@@ -103,23 +122,38 @@ class VerificationService:
         return next(iter(self.sun_checkers.values()))
 
     def verify_sun(self, session: Session, *, actor: str, url: str) -> Verification:
+        return self.commit(session, self.check_sun(session, actor=actor, url=url))
+
+    def check_sun(self, session: Session, *, actor: str, url: str) -> Pending:
+        """A phone tap up to (not including) its counter compare-and-set and audit row."""
         checker = self.sun_checker()
         return self._sun(session, checker, checker.parse(url), actor, "sun", expected_uid=None)
 
     def _sun(self, session: Session, checker: SunChecker, message: SunMessage, actor: str, method: str,
-             *, expected_uid: bytes | None) -> Verification:
+             *, expected_uid: bytes | None) -> Pending:
         now = self.clock()
         card, reading = self._reveal(session, checker, message)
         if expected_uid is not None and expected_uid != reading.uid:
-            return self._refused(session, method, actor, card.card_number, "uid_mismatch", now)
+            return self._refusal(method, actor, card.card_number, "uid_mismatch", now)
         try:
             checker.check_mac(message, reading, card.key_version)
         except (CardIntegrityError, KeyStoreError):
-            return self._refused(session, method, actor, card.card_number, "sun_mac", now)
-        if not repo.advance_sun_counter(session, card_number=card.card_number, counter=reading.counter,
-                                        now=now):
-            return self._refused(session, method, actor, card.card_number, "replay", now)
-        return self._finish(session, method, actor, card, now)
+            return self._refusal(method, actor, card.card_number, "sun_mac", now)
+        return self._answer(method, actor, card, now, counter=reading.counter)
+
+    # --- the write ------------------------------------------------------------------------------
+
+    def commit(self, session: Session, pending: Pending) -> Verification:
+        """The writes of a checked verification: the SUN counter compare-and-set, then its audit row.
+
+        A counter that does not grow turns the answer into NOK ``replay`` (no member view)."""
+        answer = pending.answer
+        if pending.counter is not None and answer.card_number is not None and not repo.advance_sun_counter(
+                session, card_number=answer.card_number, counter=pending.counter,
+                now=answer.at or self.clock()):
+            answer = Verification(Verdict.NOK, "replay", answer.method, answer.card_number, at=answer.at)
+        self._audit(session, answer, pending.actor)
+        return answer
 
     def _reveal(self, session: Session, checker: SunChecker,
                 message: SunMessage) -> tuple[LiveCard, SunReading]:
@@ -151,6 +185,9 @@ class VerificationService:
         return challenge
 
     def verify_card(self, session: Session, *, actor: str, answer: CardAnswer) -> Verification:
+        return self.commit(session, self._check_card(session, actor, answer))
+
+    def _check_card(self, session: Session, actor: str, answer: CardAnswer) -> Pending:
         now = self.clock()
         self._consume(session, answer.challenge, actor, now)
         card = self._card_by_uid(session, answer.uid)
@@ -159,29 +196,25 @@ class VerificationService:
             claims = check_credential(self.trust, presented, now)
             same_credential(presented, card.credential)
         except CredentialVerificationError as exc:
-            return self._refused(session, "card", actor, card.card_number, exc.reason, now)
+            return self._refusal("card", actor, card.card_number, exc.reason, now)
         if claims.card_number != card.card_number:
-            return self._refused(session, "card", actor, card.card_number, "credential_mismatch", now)
+            return self._refusal("card", actor, card.card_number, "credential_mismatch", now)
         if answer.kind == "sun":
-            return self._card_sun(session, actor, answer)
-        return self._card_internal_auth(session, actor, answer, card, now)
+            checker = self.sun_checker()
+            message = checker.parse(answer.payload.decode("ascii", "replace"))
+            return self._sun(session, checker, message, actor, "card", expected_uid=answer.uid)
+        return self._card_internal_auth(actor, answer, card, now)
 
-    def _card_sun(self, session: Session, actor: str, answer: CardAnswer) -> Verification:
-        checker = self.sun_checker()
-        message = checker.parse(answer.payload.decode("ascii", "replace"))
-        return self._sun(session, checker, message, actor, "card", expected_uid=answer.uid)
-
-    def _card_internal_auth(self, session: Session, actor: str, answer: CardAnswer, card: LiveCard,
-                            now: datetime) -> Verification:
+    def _card_internal_auth(self, actor: str, answer: CardAnswer, card: LiveCard, now: datetime) -> Pending:
         profile = self.profiles.get(card.profile)
         if profile is None or profile.family != "fmcos" or answer.kind != "internal_auth":
-            return self._refused(session, "card", actor, card.card_number, "proof_kind", now)
+            return self._refusal("card", actor, card.card_number, "proof_kind", now)
         try:
             check_internal_auth(profile, self._keys(), key_version=card.key_version, uid=answer.uid,
                                 challenge=answer.challenge, cryptogram=answer.payload)
         except (CardIntegrityError, KeyStoreError):
-            return self._refused(session, "card", actor, card.card_number, "card_proof", now)
-        return self._finish(session, "card", actor, card, now)
+            return self._refusal("card", actor, card.card_number, "card_proof", now)
+        return self._answer("card", actor, card, now)
 
     @staticmethod
     def _consume(session: Session, nonce: bytes, client_id: str, now: datetime) -> None:
@@ -196,24 +229,23 @@ class VerificationService:
 
     # --- shared endings ------------------------------------------------------------------------
 
-    def _finish(self, session: Session, method: str, actor: str, card: LiveCard,
-                now: datetime) -> Verification:
-        facts = card.member
-        verdict, reason = live_status(card, facts)
-        self._audit(session, method, actor, card.card_number, verdict, reason, now)
+    @staticmethod
+    def _answer(method: str, actor: str, card: LiveCard, now: datetime, *,
+                counter: int | None = None) -> Pending:
+        verdict, reason = live_status(card, card.member)
         status = CardStatus(card.status).value if card.status else None
-        return Verification(verdict, reason, method, card.card_number, status, facts, now)
-
-    def _refused(self, session: Session, method: str, actor: str, card_number: str | None, reason: str,
-                 now: datetime) -> Verification:
-        self._audit(session, method, actor, card_number or "", Verdict.NOK, reason, now)
-        return Verification(Verdict.NOK, reason, method, card_number, at=now)
+        return Pending(Verification(verdict, reason, method, card.card_number, status, card.member, now),
+                       actor, counter)
 
     @staticmethod
-    def _audit(session: Session, method: str, actor: str, subject: str, verdict: Verdict,
-               reason: str | None, now: datetime) -> None:
-        event = AuditEvent(event_type=f"verify.{method}", actor=actor, subject=subject,
-                           outcome=verdict.audit_outcome, reason=reason or "verified", timestamp=now)
+    def _refusal(method: str, actor: str, card_number: str | None, reason: str, now: datetime) -> Pending:
+        return Pending(Verification(Verdict.NOK, reason, method, card_number, at=now), actor)
+
+    @staticmethod
+    def _audit(session: Session, answer: Verification, actor: str) -> None:
+        event = AuditEvent(event_type=f"verify.{answer.method}", actor=actor,
+                           subject=answer.card_number or "", outcome=answer.verdict.audit_outcome,
+                           reason=answer.reason or "verified", timestamp=answer.at or datetime.now(UTC))
         record_event(session, event)
 
 
