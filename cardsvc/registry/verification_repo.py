@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from cardsvc.errors import NotFound
 from cardsvc.registry.cards import Card
-from cardsvc.registry.models import Member, Organisation
+from cardsvc.registry.models import Category, Member, MemberCategory, Organisation
 from cardsvc.registry.verification_models import (
     ApiClient,
     AuditHead,
@@ -55,6 +55,8 @@ BASE = cast(Table, PartnerBase.__table__)  # type: ignore[attr-defined]
 CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
 MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
 ORG = cast(Table, Organisation.__table__)  # type: ignore[attr-defined]
+CATEGORY = cast(Table, Category.__table__)  # type: ignore[attr-defined]
+MEMBER_CATEGORY = cast(Table, MemberCategory.__table__)  # type: ignore[attr-defined]
 
 _CARD_WITH_MEMBER = (
     sa_select(CARD.c.card_number, CARD.c.profile, CARD.c.key_version, CARD.c.state, CARD.c.status,
@@ -276,10 +278,24 @@ def programmes_of_base(session: Session, *, base_code: str) -> list[Any]:
     return list(_execute(session, _PROGRAMMES_OF_BASE, {"base_code": base_code}))
 
 
+_MEMBER_CATEGORIES = (sa_select(CATEGORY.c.code)
+                      .join(MEMBER_CATEGORY, MEMBER_CATEGORY.c.category_id == CATEGORY.c.id)
+                      .where(MEMBER_CATEGORY.c.member_id == bindparam("member_id")))
+
+
+def member_category_codes(session: Session, *, member_id: int) -> set[str]:
+    """The member's category codes (the partner view's eligibility check, on the hot path)."""
+    return {str(c) for c in _execute(session, _MEMBER_CATEGORIES, {"member_id": member_id}).scalars()}
+
+
+_IN_NAMED_LIST = sa_select(PROGRAMME_MEMBER.c.member_id).where(
+    PROGRAMME_MEMBER.c.programme_code == bindparam("programme"),
+    PROGRAMME_MEMBER.c.member_id == bindparam("member"))
+
+
 def in_named_list(session: Session, *, programme_code: str, member_id: int) -> bool:
-    query = sa_select(PROGRAMME_MEMBER.c.member_id).where(
-        PROGRAMME_MEMBER.c.programme_code == programme_code, PROGRAMME_MEMBER.c.member_id == member_id)
-    return _execute(session, query).first() is not None
+    params = {"programme": programme_code, "member": member_id}
+    return _execute(session, _IN_NAMED_LIST, params).first() is not None
 
 
 def take_quota(session: Session, *, programme_code: str) -> bool:

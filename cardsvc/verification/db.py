@@ -173,13 +173,14 @@ def _run_jobs(batch: list[_Job], session: Session) -> list[tuple[bool, Any]]:
             else (False, AuthenticationRequired("invalid or revoked token")) for job in batch]
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in answers:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class BatchWriter:
@@ -225,9 +226,12 @@ class BatchWriter:
         except Exception as exc:  # the whole batch failed: every caller gets the error
             log.warning("batch of %d failed: %s", len(batch), type(exc).__name__)
             outcomes = [(False, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, answers in by_loop.items():  # one wake-up per loop, not per job (each costs a GIL hand-off)
             with contextlib.suppress(RuntimeError):  # the caller's loop is gone
-                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+                loop.call_soon_threadsafe(_settle_all, answers)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():

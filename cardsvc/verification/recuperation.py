@@ -35,7 +35,6 @@ from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import Card, CardStatus, JournalState
 from cardsvc.registry.models import Category, Member, MemberCategory, MemberStatus
-from cardsvc.registry.repo import member_category_codes
 from cardsvc.registry.verification_models import Checkin, Programme, ProgrammeMember
 from cardsvc.verification.audit import AuditEvent, Outcome
 from cardsvc.verification.checks import check_credential, same_credential
@@ -76,7 +75,8 @@ def programme_for(session: Session, client: ClientRecord, code: str) -> Programm
     return programme
 
 
-def ineligibility(session: Session, programme: Programme, member_id: int, today: dt.date) -> str | None:
+def ineligibility(session: Session, programme: Programme | Any, member_id: int,
+                  today: dt.date) -> str | None:
     """Why the member may not join (a reason code), or ``None`` when eligible."""
     if not programme.starts_on <= today <= programme.ends_on:
         return "programme_not_running"
@@ -84,7 +84,7 @@ def ineligibility(session: Session, programme: Programme, member_id: int, today:
         listed = repo.in_named_list(session, programme_code=programme.code, member_id=member_id)
         return None if listed else "not_on_list"
     wanted = {c for c in programme.categories.split(",") if c}
-    if wanted and not wanted & set(member_category_codes(session, member_id=member_id)):
+    if wanted and not wanted & repo.member_category_codes(session, member_id=member_id):
         return "category"
     return None
 
