@@ -357,3 +357,19 @@ def test_batch_with_a_revoked_and_a_live_client_answers_each_on_its_own(api: Api
 
     assert api.run(burst()) == [200, 401] * 10
     assert _audit_count(world) == before + 10
+
+
+def test_a_refused_check_in_a_batch_answers_alone_and_records_nothing(api: Api, world: World) -> None:
+    card = world.issue_card()
+    token = api.token(Role.partner)
+    before = _audit_count(world)
+
+    async def burst() -> list[int]:
+        bodies = [{"qr": card.qr}, {"qr": "UC1:NOT BASE45 AT ALL"}] * 10
+        calls = [api.client.post("/v1/verify/qr", json=b, headers={"Authorization": f"Bearer {token}"})
+                 for b in bodies]
+        return [r.status_code for r in await asyncio.gather(*calls)]
+
+    codes = api.run(burst())
+    assert codes[0::2] == [200] * 10 and all(400 <= c < 500 for c in codes[1::2])
+    assert _audit_count(world) == before + 10  # only the verifications that got an answer
