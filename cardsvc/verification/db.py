@@ -6,11 +6,14 @@ database reports a transient conflict — SQLite ``database is locked`` under a 
 PostgreSQL serialization failures and deadlocks. On SQLite writers queue on a thread lock and a
 ``flock`` next to the database file, so neither threads nor worker processes poll for the write lock.
 
-:meth:`Database.run_batched` is group commit for the verification hot path: one writer thread per
-process runs every queued function in ONE transaction (one lock hand-over, one fsync) and answers
-each caller after the commit, so an OK is only returned once its counter move and audit row are
-durable. Contract: a batched function may raise (a typed 4xx) only *before* its first write — then
-it has changed nothing and the rest of the batch goes on; any other failure fails the whole batch.
+:meth:`Database.run_batched` is group commit for the verification hot path: every queued function
+runs in ONE transaction (one lock hand-over, one fsync) and each caller is answered after the
+commit, so an OK is only returned once its counter move and audit row are durable. PostgreSQL: one
+writer thread per process (:class:`BatchWriter`). SQLite: the batch runs in the event loop's thread
+(:class:`LoopBatcher`) — what was submitted during one loop turn — and :meth:`Database.run_checked`
+runs the batch's read-only checks before the write lock. Contract: a batched function may raise
+(a typed 4xx) only *before* its first write — then it has changed nothing and the rest of the batch
+goes on; any other failure fails the whole batch.
 """
 
 from __future__ import annotations
