@@ -17,9 +17,10 @@ from cardsvc.credential import OfflineVerifier, TrustAnchor, TrustBundle, Verifi
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import CardStatus
 from cardsvc.registry.verification_models import SunCounter
+from cardsvc.verification.audit import verify_chain
 from cardsvc.verification.recuperation import pseudonym
 from cardsvc.verification.roles import Role
-from cardsvc.verification.store import DbClientStore
+from cardsvc.verification.store import DbClientStore, read_audit
 from tests.api.conftest import Api
 from tests.api.verify_support import make_db_api
 from tests.verification.world import FMCOS, PROGRAMME, World, make_world, sqlite_url
@@ -373,3 +374,23 @@ def test_a_refused_check_in_a_batch_answers_alone_and_records_nothing(api: Api, 
     codes = api.run(burst())
     assert codes[0::2] == [200] * 10 and all(400 <= c < 500 for c in codes[1::2])
     assert _audit_count(world) == before + 10  # only the verifications that got an answer
+
+
+def test_group_committed_verifications_keep_one_unbroken_audit_chain(api: Api, world: World) -> None:
+    cards = [world.issue_card() for _ in range(3)]
+    token = api.token(Role.partner)
+
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def burst() -> list[int]:
+        calls = [api.client.post("/v1/verify/qr", json={"qr": c.qr}, headers=auth) for c in cards * 15]
+        calls += [api.client.get("/v1/verify/sun", params=dict(parse_qsl(urlsplit(world.tap_url(c)).query)),
+                                 headers=auth) for c in cards * 5]
+        return [r.status_code for r in await asyncio.gather(*calls)]
+
+    assert api.run(burst()) == [200] * 60
+    with world.session() as s:
+        rows = read_audit(s)
+    verify_chain(rows)  # raises AuditIntegrityError naming the first bad row
+    assert [r.seq for r in rows] == list(range(len(rows)))
+    assert sum(r.event.event_type in {"verify.qr", "verify.sun"} for r in rows) == 60
