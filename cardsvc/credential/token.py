@@ -63,6 +63,18 @@ def parse_credential(raw: bytes) -> ParsedCredential:
     return ParsedCredential(sign1, claims)
 
 
+def check_signed_by(parsed: ParsedCredential, entry: tuple[IssuerKey, SignatureCheck] | None) -> None:
+    """The key checks every verifier runs, in order: the kid named a key we trust (``entry``, looked
+    up by the caller — the kid is only a hint), the algorithm pinned to that key, the signature, and
+    the key's state and window at the credential's issue time."""
+    if entry is None:
+        _refuse("no trusted issuer key with this kid", "unknown_kid")
+    key, check = entry
+    check_algorithm(parsed, key)
+    check_signature(parsed, check)
+    check_key_state(parsed, key)
+
+
 def check_algorithm(parsed: ParsedCredential, key: IssuerKey) -> None:
     """The header's ``alg`` must be the one pinned to the key (never chosen by the token)."""
     if parsed.sign1.alg != key.alg:

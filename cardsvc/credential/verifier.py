@@ -34,10 +34,8 @@ from cardsvc.credential.claims import CredentialClaims
 from cardsvc.credential.qr import from_qr_text
 from cardsvc.credential.token import (
     ParsedCredential,
-    check_algorithm,
     check_issuer,
-    check_key_state,
-    check_signature,
+    check_signed_by,
     check_validity,
     parse_credential,
     require_aware,
@@ -145,13 +143,7 @@ class OfflineVerifier:
     def _run_checks(bundle: TrustBundle, parsed: ParsedCredential, now: datetime,
                     leeway: timedelta) -> None:
         """Checks 7-13, in order; the first failure raises ``CredentialVerificationError``."""
-        entry = bundle.key(parsed.sign1.kid)
-        if entry is None:
-            raise CredentialVerificationError("no key with this kid", reason="unknown_kid")
-        key, signature = entry
-        check_algorithm(parsed, key)
-        check_signature(parsed, signature)
-        check_key_state(parsed, key)
+        check_signed_by(parsed, bundle.key(parsed.sign1.kid))
         check_validity(parsed.claims, now, leeway=leeway)
         if bundle.is_revoked(parsed.claims.card_number):
             raise CredentialVerificationError("card is revoked", reason="revoked")

@@ -20,9 +20,7 @@ from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.cardcrypto import sun
 from cardsvc.credential.keys import IssuerKey, load_public_key, signature_check
 from cardsvc.credential.token import (
-    check_algorithm,
-    check_key_state,
-    check_signature,
+    check_signed_by,
     parse_credential,
 )
 from cardsvc.drivers.base import CardDriver, CardProof, CardReadout, MasterKeys
@@ -54,11 +52,8 @@ def check_credential(credential: bytes, keys: Sequence[IssuerKey], *, card_numbe
     """Step 2: the credential verifies with our issuer key and names this card."""
     parsed = parse_credential(credential)
     key = next((k for k in keys if k.kid == parsed.sign1.kid), None)
-    if key is None:
-        raise CredentialVerificationError("credential names an unknown issuer key", reason="unknown_kid")
-    check_algorithm(parsed, key)
-    check_signature(parsed, signature_check(key.alg, load_public_key(key.alg, key.public_key)))
-    check_key_state(parsed, key)
+    entry = (key, signature_check(key.alg, load_public_key(key.alg, key.public_key))) if key else None
+    check_signed_by(parsed, entry)
     claims = parsed.claims
     if (claims.card_number, claims.profile, claims.key_version) != (card_number, profile, key_version):
         raise CredentialVerificationError("credential claims do not name this card", reason="claims")

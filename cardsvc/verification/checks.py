@@ -22,10 +22,8 @@ from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.cardcrypto import sun
 from cardsvc.credential.claims import CredentialClaims
 from cardsvc.credential.token import (
-    check_algorithm,
     check_issuer,
-    check_key_state,
-    check_signature,
+    check_signed_by,
     check_validity,
     parse_credential,
 )
@@ -39,13 +37,7 @@ from cardsvc.verification.keys import CardKeys, IssuerTrust
 def check_credential(trust: IssuerTrust, raw: bytes, now: datetime) -> CredentialClaims:
     """The credential checklist; returns the claims once everything passed."""
     parsed = parse_credential(raw)
-    entry = trust.key(parsed.sign1.kid)
-    if entry is None:
-        raise CredentialVerificationError("no issuer key with this kid", reason="unknown_kid")
-    key, public_key = entry
-    check_algorithm(parsed, key)
-    check_signature(parsed, public_key)
-    check_key_state(parsed, key)
+    check_signed_by(parsed, trust.key(parsed.sign1.kid))
     check_validity(parsed.claims, now)
     check_issuer(parsed.claims, trust.issuer)
     return parsed.claims
