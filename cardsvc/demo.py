@@ -49,7 +49,7 @@ from cardsvc.config import Settings, get_settings
 from cardsvc.credential import open_key_store
 from cardsvc.demo_data import MEMBERS, NEW_MEMBERS, ORGS
 from cardsvc.drivers.base import driver_for
-from cardsvc.emulator.base import VirtualCard
+from cardsvc.emulator.direct import DirectLink
 from cardsvc.emulator.images import factory_for, load_image, save_image
 from cardsvc.emulator.pcscd import (
     SOCKET_ENV,
@@ -321,27 +321,6 @@ def _place(slot: Slot, path: Path) -> None:
     log.info("tap reader: card %s placed", card.uid.hex().upper())
 
 
-@dataclass
-class _PhoneLink:
-    """What an NFC phone is to a card: APDUs straight to it (no PC/SC reader in between)."""
-
-    card: VirtualCard
-    reader: str = "phone"
-
-    def __post_init__(self) -> None:
-        self.card.power_on()
-
-    @property
-    def atr(self) -> bytes:
-        return self.card.atr
-
-    def transmit(self, apdu: bytes) -> bytes:
-        return self.card.process(apdu)
-
-    def close(self) -> None:
-        """Nothing to release: the card object stays with the caller."""
-
-
 def phone_tap(settings: Settings, image: Path) -> str:
     """Read the SUN URL of the NTAG 424 DNA card saved in ``image``, as a phone would, and save the
     card back (its read counter moved, so the next tap is fresh)."""
@@ -349,7 +328,7 @@ def phone_tap(settings: Settings, image: Path) -> str:
     profiles = match_atr(load_profiles(settings.effective_profiles_dir), card.atr)
     if card.family != "ntag424" or not profiles:
         raise DemoError(f"{image.name} is not an NTAG 424 DNA card: only those carry a phone-tap URL")
-    proof = driver_for(profiles[0]).prove(_PhoneLink(card), b"")
+    proof = driver_for(profiles[0]).prove(DirectLink(card, reader="phone"), b"")
     save_image(card, image)
     return proof.payload.decode("ascii")
 

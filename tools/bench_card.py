@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from cardsvc.config import get_settings
 from cardsvc.drivers.base import MasterKeys, PersonalisationPlan, driver_for
 from cardsvc.emulator.base import VirtualCard
+from cardsvc.emulator.direct import DirectLink
 from cardsvc.emulator.echo import EchoCard
 from cardsvc.emulator.images import factory_for
 from cardsvc.emulator.pcscd import PrivatePcscd, new_private_pcscd
@@ -71,32 +72,10 @@ def emulator_process(port: int, make_cards: Callable[[], list[VirtualCard]],
         child.join(10)
 
 
-class InProcess:
-    """The driver talking straight to an emulated card: the cryptography cost without any I/O."""
-
-    def __init__(self, card: VirtualCard) -> None:
-        self.card = card
-        card.power_on()
-
-    @property
-    def atr(self) -> bytes:
-        return self.card.atr
-
-    @property
-    def reader(self) -> str:
-        return "in-process"
-
-    def transmit(self, apdu: bytes) -> bytes:
-        return self.card.process(apdu)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 def measure_in_process(profile: Profile, cards: int) -> float:
     factory, driver, samples = factory_for(profile.family), driver_for(profile), []
     for number in range(cards):
-        conn = InProcess(factory.blank())
+        conn = DirectLink(factory.blank(), reader="in-process")
         started = time.perf_counter()
         driver.personalise(conn, plan_for(profile, number))
         samples.append(time.perf_counter() - started)

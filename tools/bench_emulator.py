@@ -14,13 +14,13 @@ import itertools
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardsvc.drivers.base import CardDriver, MasterKeys, PersonalisationPlan
 from cardsvc.drivers.fmcos import FmcosDriver
 from cardsvc.drivers.ntag424 import Ntag424Driver
 from cardsvc.emulator.base import VirtualCard
+from cardsvc.emulator.direct import DirectLink
 from cardsvc.emulator.fmcos import FmcosCard
 from cardsvc.emulator.ntag424 import Ntag424Card
 from cardsvc.profiles import Profile, load_profile
@@ -28,29 +28,6 @@ from cardsvc.profiles.fmcos import FmcosConfig
 
 PROFILES = Path(__file__).resolve().parents[1] / "firmware_profiles"
 UIDS = {"ntag424": bytes.fromhex("04A1B2C3D4E5F6"), "fmcos": bytes.fromhex("A1B2C3D4")}
-
-
-@dataclass
-class Recorder:
-    """A connection straight into the emulated card that keeps every APDU sent."""
-
-    card: VirtualCard
-    sent: list[bytes] = field(default_factory=list)
-    reader: str = "bench"
-
-    def __post_init__(self) -> None:
-        self.card.power_on()
-
-    @property
-    def atr(self) -> bytes:
-        return self.card.atr
-
-    def transmit(self, apdu: bytes) -> bytes:
-        self.sent.append(apdu)
-        return self.card.process(apdu)
-
-    def close(self) -> None:
-        pass
 
 
 def counting_rng() -> Callable[[int], bytes]:
@@ -90,7 +67,7 @@ def personalisation(profile: Profile, plan: PersonalisationPlan, runs: int) -> l
     trace: list[bytes] = []
     for _ in range(runs):
         driver, card = new_pair(profile)
-        conn = Recorder(card)
+        conn = DirectLink(card, reader="bench", record=True)
         start = time.perf_counter()
         driver.personalise(conn, plan)
         times.append(time.perf_counter() - start)
@@ -120,11 +97,11 @@ def per_command(profile: Profile, trace: list[bytes], runs: int) -> None:
 
 def proofs(profile: Profile, plan: PersonalisationPlan, runs: int) -> None:
     driver, card = new_pair(profile)
-    driver.personalise(Recorder(card), plan)
+    driver.personalise(DirectLink(card, reader="bench", record=True), plan)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        driver.prove(Recorder(card), bytes(8))
+        driver.prove(DirectLink(card, reader="bench", record=True), bytes(8))
         times.append(time.perf_counter() - start)
     print(f"  prove: median {median_us(times):.1f} us")
 

@@ -37,6 +37,7 @@ from cardsvc.credential.cose import Algorithm
 from cardsvc.credential.filestore import FileKeyStore
 from cardsvc.drivers.base import PersonalisationPlan
 from cardsvc.emulator.base import VirtualCard, card_class
+from cardsvc.emulator.direct import DirectLink
 from cardsvc.emulator.echo import EchoCard
 from cardsvc.emulator.pcscd import SOCKET_ENV, PrivatePcscd, new_private_pcscd
 from cardsvc.emulator.runtime import Emulator, Slot
@@ -190,27 +191,6 @@ class TimedCard:
             self.apdus += 1
 
 
-@dataclass
-class InProcess:
-    """A CardConnection straight to a (timed) virtual card: no transport at all."""
-
-    card: TimedCard
-    reader: str = "in-process"
-
-    def __post_init__(self) -> None:
-        self.card.power_on()
-
-    @property
-    def atr(self) -> bytes:
-        return self.card.atr
-
-    def transmit(self, apdu: bytes) -> bytes:
-        return self.card.process(apdu)
-
-    def close(self) -> None:
-        pass
-
-
 def host_overhead(bench: Bench, cards: int) -> tuple[float, float]:
     """(host seconds per card, APDUs per card) through the journal, in process."""
     ctx = bench.context("DIRECT", "DIRECT")
@@ -221,7 +201,7 @@ def host_overhead(bench: Bench, cards: int) -> tuple[float, float]:
         reservation = workflow.journal.reserve(ctx.batch)
         if reservation is None:
             raise SystemExit("the batch ran out of members")
-        outcome = workflow.process(InProcess(chip), reservation)
+        outcome = workflow.process(DirectLink(chip, reader="in-process"), reservation)
         if outcome.kind is not OutcomeKind.issued:
             raise SystemExit(f"in-process issue failed: {outcome.reason}")
     wall = time.perf_counter() - start
