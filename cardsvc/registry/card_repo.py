@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, insert, or_, update
+from sqlalchemy import and_, exists, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -29,14 +29,14 @@ from cardsvc.registry.cards import (
     JournalState,
     PrintRecord,
 )
-from cardsvc.registry.models import Member, MemberCategory, MemberStatus, utcnow
+from cardsvc.registry.models import Member, MemberCategory, MemberStatus, table_of, utcnow
 
-CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
-COUNTER = cast(Table, CardNumberCounter.__table__)  # type: ignore[attr-defined]
-BATCH_MEMBER = cast(Table, BatchMember.__table__)  # type: ignore[attr-defined]
-MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
-PRINT = cast(Table, PrintRecord.__table__)  # type: ignore[attr-defined]
-EVENT = cast(Table, CardEvent.__table__)  # type: ignore[attr-defined]
+CARD = table_of(Card)
+COUNTER = table_of(CardNumberCounter)
+BATCH_MEMBER = table_of(BatchMember)
+MEMBER = table_of(Member)
+PRINT = table_of(PrintRecord)
+EVENT = table_of(CardEvent)
 _INSERT_EVENT = insert(EVENT)  # one compiled statement for every journal arrow
 
 

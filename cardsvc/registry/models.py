@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, LargeBinary, String, UniqueConstraint
+from sqlalchemy import DateTime, Dialect, LargeBinary, String, Table, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -38,6 +38,12 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
             return None
         stamp: dt.datetime = value
         return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for prebuilt statements on the hot paths."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def utcnow() -> dt.datetime:

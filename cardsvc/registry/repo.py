@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -36,11 +36,12 @@ from cardsvc.registry.models import (
     MemberEvent,
     MembershipTransfer,
     Organisation,
+    table_of,
 )
 
-MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
-LINK = cast(Table, MemberCategory.__table__)  # type: ignore[attr-defined]
-EVENT = cast(Table, MemberEvent.__table__)  # type: ignore[attr-defined]
+MEMBER = table_of(Member)
+LINK = table_of(MemberCategory)
+EVENT = table_of(MemberEvent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Table, bindparam, false, func, insert, update
 from sqlalchemy import select as sa_select
@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from cardsvc.errors import NotFound
 from cardsvc.registry.cards import Card
-from cardsvc.registry.models import Category, Member, MemberCategory, Organisation
+from cardsvc.registry.models import Category, Member, MemberCategory, Organisation, table_of
 from cardsvc.registry.verification_models import (
     ApiClient,
     AuditHead,
@@ -40,23 +40,23 @@ from cardsvc.registry.verification_models import (
     SunCounter,
 )
 
-CLIENT = cast(Table, ApiClient.__table__)  # type: ignore[attr-defined]
-AUDIT = cast(Table, AuditLogRow.__table__)  # type: ignore[attr-defined]
-HEAD = cast(Table, AuditHead.__table__)  # type: ignore[attr-defined]
-SUN = cast(Table, SunCounter.__table__)  # type: ignore[attr-defined]
-CHALLENGE = cast(Table, Challenge.__table__)  # type: ignore[attr-defined]
-PROGRAMME = cast(Table, Programme.__table__)  # type: ignore[attr-defined]
-PROGRAMME_MEMBER = cast(Table, ProgrammeMember.__table__)  # type: ignore[attr-defined]
-CHECKIN = cast(Table, Checkin.__table__)  # type: ignore[attr-defined]
-RECORD = cast(Table, ServiceRecord.__table__)  # type: ignore[attr-defined]
-ITEM = cast(Table, ServiceItem.__table__)  # type: ignore[attr-defined]
-POINT = cast(Table, ServicePoint.__table__)  # type: ignore[attr-defined]
-BASE = cast(Table, PartnerBase.__table__)  # type: ignore[attr-defined]
-CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
-MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
-ORG = cast(Table, Organisation.__table__)  # type: ignore[attr-defined]
-CATEGORY = cast(Table, Category.__table__)  # type: ignore[attr-defined]
-MEMBER_CATEGORY = cast(Table, MemberCategory.__table__)  # type: ignore[attr-defined]
+CLIENT = table_of(ApiClient)
+AUDIT = table_of(AuditLogRow)
+HEAD = table_of(AuditHead)
+SUN = table_of(SunCounter)
+CHALLENGE = table_of(Challenge)
+PROGRAMME = table_of(Programme)
+PROGRAMME_MEMBER = table_of(ProgrammeMember)
+CHECKIN = table_of(Checkin)
+RECORD = table_of(ServiceRecord)
+ITEM = table_of(ServiceItem)
+POINT = table_of(ServicePoint)
+BASE = table_of(PartnerBase)
+CARD = table_of(Card)
+MEMBER = table_of(Member)
+ORG = table_of(Organisation)
+CATEGORY = table_of(Category)
+MEMBER_CATEGORY = table_of(MemberCategory)
 
 _CARD_WITH_MEMBER = (
     sa_select(CARD.c.card_number, CARD.c.profile, CARD.c.key_version, CARD.c.state, CARD.c.status,

@@ -24,9 +24,9 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, select
+from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from cardsvc.credential.qr import from_qr_text
@@ -34,7 +34,7 @@ from cardsvc.errors import Conflict, CredentialVerificationError, KeyStoreError,
 from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import Card, CardStatus, JournalState
-from cardsvc.registry.models import Category, Member, MemberCategory, MemberStatus
+from cardsvc.registry.models import Category, Member, MemberCategory, MemberStatus, table_of
 from cardsvc.registry.verification_models import Checkin, Programme, ProgrammeMember
 from cardsvc.verification.audit import AuditEvent, Outcome
 from cardsvc.verification.checks import check_credential, same_credential
@@ -190,11 +190,11 @@ def pseudonym(list_key: bytes, card_number: str) -> bytes:
     return hmac.new(list_key, card_number.encode("ascii"), hashlib.sha256).digest()[:PSEUDONYM_SIZE]
 
 
-CARD = cast(Table, Card.__table__)  # type: ignore[attr-defined]
-MEMBER = cast(Table, Member.__table__)  # type: ignore[attr-defined]
-LISTED = cast(Table, ProgrammeMember.__table__)  # type: ignore[attr-defined]
-MEMBER_CATEGORY = cast(Table, MemberCategory.__table__)  # type: ignore[attr-defined]
-CATEGORY = cast(Table, Category.__table__)  # type: ignore[attr-defined]
+CARD = table_of(Card)
+MEMBER = table_of(Member)
+LISTED = table_of(ProgrammeMember)
+MEMBER_CATEGORY = table_of(MemberCategory)
+CATEGORY = table_of(Category)
 
 
 def eligible_card_numbers(session: Session, programme: Programme) -> list[str]:
