@@ -8,28 +8,14 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from cardsvc.cli.main import run
 from tests.registry.conftest import ORGS_CSV
+from tests.support.cli import Cli, in_process_cli
 from tests.support.member_lists import generate, write_xlsx
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setenv("CARDSVC_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("CARDSVC_ENV", "dev")
-    monkeypatch.delenv("CARDSVC_DATABASE_URL", raising=False)
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            run(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return in_process_cli(tmp_path, monkeypatch, capsys)
 
 
 def test_members_workflow(cli, tmp_path: Path) -> None:

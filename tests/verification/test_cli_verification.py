@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from cardsvc.registry.db import make_engine
-
-Cli = Callable[..., tuple[int, str, str]]
+from tests.support.cli import Cli, in_process_cli
 
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    from cardsvc.cli.main import run
-
-    monkeypatch.setenv("CARDSVC_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("CARDSVC_ENV", "dev")
-    monkeypatch.delenv("CARDSVC_DATABASE_URL", raising=False)
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            run(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
+    invoke = in_process_cli(tmp_path, monkeypatch, capsys)
     assert invoke("init")[0] == 0
     return invoke
 
