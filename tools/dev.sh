@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig softhsm2 zbar-tools libzbar0
               postgresql python3-venv util-linux iproute2
-              poppler-utils fonts-droid-fallback fonts-dejavu-core docker-compose)
+              poppler-utils fonts-droid-fallback fonts-dejavu-core docker-compose
+              chromium)  # chromium: the web pages' browser tests (Playwright never downloads one)
 
 log() { printf '[dev.sh] %s\n' "$*" >&2; }
 
@@ -43,6 +44,7 @@ ensure_venv() {
 }
 
 run_tests() {
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
   export PATH="$PWD/.venv/bin:$PATH"
   log "ruff";   ruff check cardsvc tests tools
   log "mypy";   mypy
