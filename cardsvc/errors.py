@@ -7,6 +7,7 @@ The CLI maps the tree to exit codes in one table, the API to HTTP status in one 
 
     CardsvcError
     ├── ConfigError                      settings refused (default secret outside dev, bad path …)
+    │   └── NotConfigured                this server is not set up for the request (no card keys …)
     ├── ProfileError                     a firmware profile file is malformed (names file and field)
     ├── CardError                        anything between the host and a card
     │   ├── TransportError               PC/SC failure not covered below
@@ -74,6 +75,18 @@ class ConfigError(CardsvcError):
     """The configuration is refused."""
 
     code = "config"
+
+
+class NotConfigured(ConfigError):
+    """The server is not set up for this request (e.g. no card keys loaded); an operator must act.
+
+    The message is fixed: what exactly is missing (key names, paths) goes to the server log only.
+    """
+
+    code = "not_configured"
+
+    def __init__(self) -> None:
+        super().__init__("this server is not configured for this request")
 
 
 class ProfileError(CardsvcError):
