@@ -40,6 +40,7 @@ HTTP_STATUS: tuple[tuple[type[errors.CardsvcError], int], ...] = (
     (errors.Conflict, 409),
     (errors.InvalidRecord, 422),
     (errors.MalformedCredential, 422),
+    (errors.NotConfigured, 503),
 )
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",

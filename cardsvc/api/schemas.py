@@ -83,5 +83,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (415, "request body is not JSON"),
         (422, "the request does not match the schema"),
         (429, "rate limit reached; see Retry-After"),
+        (503, "this server is not configured for the request (e.g. no card keys)"),
     )
 }

@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cardsvc.api.auth import services_of
 from cardsvc.api.schemas import problem_response
-from cardsvc.errors import ConfigError
+from cardsvc.errors import NotConfigured
+from cardsvc.logging import get_logger
 from cardsvc.verification.outcome import Verdict, Verification
 from cardsvc.verification.service import VerificationService
+
+log = get_logger(__name__)
 
 QR_TEXT = r"^UC1:[0-9A-Z $%*+\-./:]{1,600}$"
 HEX = r"^[0-9a-fA-F]*$"
@@ -30,7 +33,8 @@ OUTCOME_ERRORS: dict[int | str, dict[str, Any]] = {
 def verification_of(request: Request) -> VerificationService:
     service = services_of(request).verification
     if service is None:
-        raise ConfigError("this server runs without a database: verification routes are unavailable")
+        log.warning("this server runs without a database: verification routes are unavailable")
+        raise NotConfigured
     return service
 
 

@@ -4,7 +4,8 @@
   3-4 and 7-11, 13) against the server's issuer keys; revocation (step 12) is replaced by the live
   card status, which is fresher than any bundle.
 * :class:`SunChecker` — decrypt PICCData with the system-wide K_SDMMetaRead of each master-key
-  version (newest first), then, once the card is known, the SDMMAC with its diversified K_SDMFileRead.
+  version (newest first; every version that yields tag C7 is a candidate), then, once the card is
+  known, the SDMMAC with its diversified K_SDMFileRead.
 * :func:`check_internal_auth` — an FMCOS INTERNAL AUTHENTICATE cryptogram over our challenge.
 
 All raise (fail closed): ``MalformedCredential`` for input not of our form,
@@ -74,14 +75,20 @@ class SunChecker:
         return sun.parse_sun_url(url, picc_param=self.config.sun.picc_param,
                                  mac_param=self.config.sun.mac_param)
 
-    def reveal(self, message: sun.SunMessage) -> tuple[int, sun.SunReading]:
-        """UID and counter, and the key version whose meta-read key opened them."""
+    def reveal(self, message: sun.SunMessage) -> list[tuple[int, sun.SunReading]]:
+        """UID and counter under every key version whose meta-read key opens PICCData to tag C7.
+
+        A wrong key also yields C7 once in 256: the caller tries each candidate (card lookup, then
+        the MAC) before refusing. Raises CardIntegrityError when no version opens it."""
+        found: list[tuple[int, sun.SunReading]] = []
         for version, meta in self.meta_keys:
             try:
-                return version, sun.decrypt_picc_data(meta, message.picc_data)
+                found.append((version, sun.decrypt_picc_data(meta, message.picc_data)))
             except CardIntegrityError:
                 continue
-        raise CardIntegrityError("PICCData opens with none of our meta-read keys")
+        if not found:
+            raise CardIntegrityError("PICCData opens with none of our meta-read keys")
+        return found
 
     def check_mac(self, message: sun.SunMessage, reading: sun.SunReading, key_version: int) -> None:
         masters = self.keys.master(key_version)

@@ -30,7 +30,8 @@ from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from cardsvc.credential.qr import from_qr_text
-from cardsvc.errors import Conflict, CredentialVerificationError, KeyStoreError, PermissionDenied
+from cardsvc.errors import Conflict, CredentialVerificationError, NotConfigured, PermissionDenied
+from cardsvc.logging import get_logger
 from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import Card, CardStatus, JournalState
@@ -43,6 +44,8 @@ from cardsvc.verification.roles import Role
 from cardsvc.verification.service import VerificationService
 from cardsvc.verification.store import append_event
 from cardsvc.verification.tokens import ClientRecord
+
+log = get_logger(__name__)
 
 LIST_TAG = b"cardsvc eligibility list v1\x00"
 PSEUDONYM_SIZE = 16
@@ -181,7 +184,8 @@ def check_out(session: Session, svc: VerificationService, client: ClientRecord, 
 
 def programme_list_key(secret: bytes | None, programme_code: str) -> bytes:
     if not secret:
-        raise KeyStoreError("no eligibility-list secret loaded")
+        log.warning("no eligibility-list secret loaded: offline lists are unavailable")
+        raise NotConfigured
     return hmac.new(secret, LIST_TAG + programme_code.encode(), hashlib.sha256).digest()
 
 

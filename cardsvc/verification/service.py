@@ -23,7 +23,14 @@ from sqlmodel import Session
 
 from cardsvc.cardcrypto.sun import SunMessage, SunReading
 from cardsvc.credential.qr import from_qr_text
-from cardsvc.errors import CardIntegrityError, Conflict, CredentialVerificationError, KeyStoreError, NotFound
+from cardsvc.errors import (
+    CardIntegrityError,
+    Conflict,
+    CredentialVerificationError,
+    KeyStoreError,
+    NotConfigured,
+    NotFound,
+)
 from cardsvc.logging import get_logger
 from cardsvc.profiles import Profile
 from cardsvc.registry import verification_repo as repo
@@ -118,7 +125,8 @@ class VerificationService:
 
     def sun_checker(self) -> SunChecker:
         if not self.sun_checkers:
-            raise KeyStoreError("no NTAG 424 DNA master keys loaded: SUN verification is unavailable")
+            log.warning("no NTAG 424 DNA master keys loaded: SUN verification is unavailable")
+            raise NotConfigured
         return next(iter(self.sun_checkers.values()))
 
     def verify_sun(self, session: Session, *, actor: str, url: str) -> Verification:
@@ -131,15 +139,21 @@ class VerificationService:
 
     def _sun(self, session: Session, checker: SunChecker, message: SunMessage, actor: str, method: str,
              *, expected_uid: bytes | None) -> Pending:
+        """Every (key version, card) whose meta-read key opened PICCData is tried before a refusal:
+        a wrong version decrypts to tag C7 once in 256 and must not hide the right one."""
         now = self.clock()
-        card, reading = self._reveal(session, checker, message)
-        if expected_uid is not None and expected_uid != reading.uid:
-            return self._refusal(method, actor, card.card_number, "uid_mismatch", now)
-        try:
-            checker.check_mac(message, reading, card.key_version)
-        except (CardIntegrityError, KeyStoreError):
-            return self._refusal(method, actor, card.card_number, "sun_mac", now)
-        return self._answer(method, actor, card, now, counter=reading.counter)
+        candidates = self._reveal(session, checker, message)
+        for card, reading in candidates:
+            if expected_uid is not None and expected_uid != reading.uid:
+                continue
+            try:
+                checker.check_mac(message, reading, card.key_version)
+            except (CardIntegrityError, KeyStoreError):
+                continue
+            return self._answer(method, actor, card, now, counter=reading.counter)
+        card, reading = candidates[0]
+        reason = "uid_mismatch" if expected_uid not in (None, reading.uid) else "sun_mac"
+        return self._refusal(method, actor, card.card_number, reason, now)
 
     # --- the write ------------------------------------------------------------------------------
 
@@ -156,13 +170,21 @@ class VerificationService:
         return answer
 
     def _reveal(self, session: Session, checker: SunChecker,
-                message: SunMessage) -> tuple[LiveCard, SunReading]:
+                message: SunMessage) -> list[tuple[LiveCard, SunReading]]:
+        """The cards named by the UIDs PICCData opens to (404 when it names none of ours)."""
         try:
-            _version, reading = checker.reveal(message)
+            readings = checker.reveal(message)
         except CardIntegrityError:
             raise NotFound("the tapped card is not one of ours", reason="unknown_card") from None
-        card = self._card_by_uid(session, reading.uid)
-        return card, reading
+        keys = self._keys()
+        found = []
+        for _version, reading in readings:
+            row = repo.card_with_member(session, uid_hash=keys.uid_hash(reading.uid))
+            if row is not None:
+                found.append((LiveCard.of(row), reading))
+        if not found:
+            raise NotFound("no card with this chip", reason="unknown_card")
+        return found
 
     def _card_by_uid(self, session: Session, uid: bytes) -> LiveCard:
         row = repo.card_with_member(session, uid_hash=self._keys().uid_hash(uid))
@@ -172,7 +194,8 @@ class VerificationService:
 
     def _keys(self) -> CardKeys:
         if self.card_keys is None:
-            raise KeyStoreError("card master keys are not loaded")
+            log.warning("card master keys are not loaded: reader-tap verification is unavailable")
+            raise NotConfigured
         return self.card_keys
 
     # --- reader tap ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def _diffs(world: World, metadata: MetaData) -> list[str]:
 
 
 def test_migration_matches_models(world: World) -> None:
-    assert current_revision(world.db.engine) == head_revision() == "0003_verification"
+    assert current_revision(world.db.engine) == head_revision()  # later migrations build on 0003
     assert set(_ours().tables) >= TABLES
     assert _diffs(world, _ours()) == []
 
