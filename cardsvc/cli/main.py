@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "cardsvc.cli.clients",
     "cardsvc.cli.audit",
     "cardsvc.cli.tap",
+    "cardsvc.cli.users",
 )
 
 # One table: error class -> process exit code (most specific first). 0 ok, 1 unexpected, 2 usage.
