@@ -40,16 +40,30 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 120  # per API client: requests at once …
     rate_limit_per_second: float = 30.0  # … then this many per second on average
     apdu_trace: bool = False
+    # PKCS#11 key store (an HSM, SoftHSM2 in tests); unset module = the encrypted file store
+    pkcs11_module: Path | None = None
+    pkcs11_token: str = ""
+    pkcs11_pin: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
-        if self.env is Environment.production:
+        if self.pkcs11_module is not None:
+            if not self.pkcs11_token or not self.pkcs11_pin.get_secret_value():
+                raise ValueError("CARDSVC_PKCS11_TOKEN and CARDSVC_PKCS11_PIN must be set "
+                                 "when CARDSVC_PKCS11_MODULE is")
+        elif self.env is Environment.production:
             secret = self.key_passphrase.get_secret_value()
             if not secret or secret == DEV_KEY_PASSPHRASE:
                 raise ValueError(
                     "CARDSVC_KEY_PASSPHRASE must be set to a real secret when CARDSVC_ENV=production"
+                    " (or use a PKCS#11 token: CARDSVC_PKCS11_MODULE, _TOKEN, _PIN)"
                 )
         return self
+
+    @property
+    def uses_pkcs11(self) -> bool:
+        """Whether the key store is a PKCS#11 token rather than the encrypted file."""
+        return self.pkcs11_module is not None
 
     @property
     def effective_database_url(self) -> str:

@@ -20,9 +20,6 @@ Pkcs11Module = Annotated[Path | None, typer.Option(
     "--pkcs11-module", envvar="CARDSVC_PKCS11_MODULE", help="PKCS#11 module (.so); default: file store")]
 Pkcs11Token = Annotated[str, typer.Option(
     "--token", envvar="CARDSVC_PKCS11_TOKEN", help="PKCS#11 token label")]
-Pkcs11Pin = Annotated[str, typer.Option(
-    "--pin", envvar="CARDSVC_PKCS11_PIN", help="PKCS#11 user PIN (prefer the environment variable)",
-    show_default=False)]
 AlgOption = Annotated[str, typer.Option("--alg", help="EdDSA (default) or ES256")]
 _DURATION = re.compile(r"(\d+)([dhm]?)")
 
@@ -32,10 +29,17 @@ def register(app_root: typer.Typer) -> None:
     app_root.add_typer(app, name="keys")
 
 
-def open_store(module: Path | None = None, token: str = "", pin: str = "") -> KeyStore:
-    """The key store the CLI works on: PKCS#11 when a module is given, else the file store."""
-    pkcs11 = Pkcs11Config(module, token, pin) if module is not None else None
-    return open_key_store(get_settings(), pkcs11=pkcs11)
+def open_store(module: Path | None = None, token: str = "") -> KeyStore:
+    """The key store the CLI works on: the configured one (``open_key_store``), or the PKCS#11
+    token named by ``--pkcs11-module/--token``. The PIN only ever comes from ``CARDSVC_PKCS11_PIN``
+    (a PIN on the command line would show in ``ps`` and shell history)."""
+    settings = get_settings()
+    if module is None:
+        return open_key_store(settings)
+    pin = settings.pkcs11_pin.get_secret_value()
+    if not pin:
+        raise ConfigError("the PKCS#11 user PIN is not set", hint="export CARDSVC_PKCS11_PIN")
+    return open_key_store(settings, pkcs11=Pkcs11Config(module, token or settings.pkcs11_token, pin))
 
 
 def parse_duration(text: str) -> timedelta:
@@ -65,9 +69,9 @@ def _kid(text: str) -> bytes:
 @app.command("init")
 def init_keys(alg: AlgOption = "EdDSA", bundle_alg: Annotated[str, typer.Option(
         "--bundle-alg", help="bundle key algorithm")] = "EdDSA",
-        pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+        pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """Create the first issuer key and the bundle key."""
-    store = open_store(pkcs11_module, token, pin)
+    store = open_store(pkcs11_module, token)
     if store.issuer_keys():
         raise KeyStoreError("the key store already has issuer keys",
                             hint="use `cardsvc keys rotate` to add a new one")
@@ -80,10 +84,9 @@ def init_keys(alg: AlgOption = "EdDSA", bundle_alg: Annotated[str, typer.Option(
 
 @app.command("list")
 def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False,
-              pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "",
-              pin: Pkcs11Pin = "") -> None:
+              pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """List signing keys with their state and window."""
-    store = open_store(pkcs11_module, token, pin)
+    store = open_store(pkcs11_module, token)
     now = datetime.now(UTC)
     rows = [_row("issuer", k, now) for k in store.issuer_keys()]
     rows += [_row("bundle", k, now) for k in store.bundle_keys()]
@@ -105,9 +108,9 @@ def _row(role: str, key: IssuerKey, now: datetime) -> dict[str, object]:
 @app.command("rotate")
 def rotate(alg: AlgOption = "EdDSA",
            overlap: Annotated[str, typer.Option(help="pre-publication window, e.g. 7d")] = "7d",
-           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """Add a new issuer key that starts signing after OVERLAP; the old key stops then."""
-    store = open_store(pkcs11_module, token, pin)
+    store = open_store(pkcs11_module, token)
     key = store.rotate_issuer_key(_algorithm(alg), now=datetime.now(UTC),
                                   overlap=parse_duration(overlap))
     console.print(f"new issuer key {key.kid.hex()} signs from {key.not_before.isoformat()}; "
@@ -116,15 +119,15 @@ def rotate(alg: AlgOption = "EdDSA",
 
 @app.command("retire")
 def retire(kid: Annotated[str, typer.Argument(help="key id (hex)")],
-           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """Stop a key signing now; credentials it issued before stay valid (verify-only)."""
-    key = open_store(pkcs11_module, token, pin).retire_issuer_key(_kid(kid), at=datetime.now(UTC))
+    key = open_store(pkcs11_module, token).retire_issuer_key(_kid(kid), at=datetime.now(UTC))
     console.print(f"key {key.kid.hex()} retired; cut-off {key.not_after}")
 
 
 @app.command("revoke")
 def revoke(kid: Annotated[str, typer.Argument(help="key id (hex)")],
-           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """Revoke a compromised key: nothing it signed verifies any more."""
-    key = open_store(pkcs11_module, token, pin).revoke_issuer_key(_kid(kid))
+    key = open_store(pkcs11_module, token).revoke_issuer_key(_kid(kid))
     console.print(f"key {key.kid.hex()} revoked; export a new trust bundle now")

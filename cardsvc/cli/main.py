@@ -15,6 +15,8 @@ _COMMAND_MODULES = (
     "cardsvc.cli.readers",
     "cardsvc.cli.emulate",
     "cardsvc.cli.keys",
+    "cardsvc.cli.cardkeys",
+    "cardsvc.cli.piikeys",
     "cardsvc.cli.trust",
     "cardsvc.cli.verify",
     "cardsvc.cli.init",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cardsvc.cli.keys import Pkcs11Module, Pkcs11Pin, Pkcs11Token, open_store, parse_duration
+from cardsvc.cli.keys import Pkcs11Module, Pkcs11Token, open_store, parse_duration
 from cardsvc.cli.output import console, emit_json, emit_table
 from cardsvc.config import Settings, get_settings
 from cardsvc.credential import TrustAnchor, TrustBundle, build_trust_bundle
@@ -57,10 +57,10 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
                help="sequence number (default: issue time in seconds)")] = None,
            from_db: Annotated[bool, typer.Option(
                "--db/--no-db", help="include revoked/lost/suspended cards from the registry")] = True,
-           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """Sign and write a trust bundle: issuer keys, revoked cards, sequence, validity."""
     settings = get_settings()
-    store = open_store(pkcs11_module, token, pin)
+    store = open_store(pkcs11_module, token)
     now = datetime.now(UTC).replace(microsecond=0)
     numbers = read_card_numbers(revoked) + (registry_revocations(settings) if from_db else [])
     raw = build_trust_bundle(
@@ -75,9 +75,9 @@ def export(out: Annotated[Path, typer.Option("--out", help="bundle file to write
 
 @app.command("anchor")
 def anchor(out: Annotated[Path, typer.Option("--out", help="COSE_Key file to write")],
-           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "", pin: Pkcs11Pin = "") -> None:
+           pkcs11_module: Pkcs11Module = None, token: Pkcs11Token = "") -> None:
     """Write the bundle key's public key (COSE_Key) — give it to partners out of band."""
-    store = open_store(pkcs11_module, token, pin)
+    store = open_store(pkcs11_module, token)
     key = signing_key(store.bundle_keys(), datetime.now(UTC))
     out.write_bytes(TrustAnchor.from_key(key).to_cose_key())
     console.print(f"wrote {out}: bundle key {key.kid.hex()} ({key.alg.label})")

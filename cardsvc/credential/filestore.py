@@ -9,6 +9,7 @@ key made active — must fail to load rather than be signed into the next bundle
 rollback to an older, genuine version cannot be detected here.
 Changes happen under an exclusive ``flock`` on ``keys.lock``: re-read, modify, write a temporary
 file, fsync, rename, fsync the directory. Readers never see a half-written file.
+Each secret version's creation time is kept beside it (informational, for ``card-keys list``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +66,7 @@ class _Document:
     bundle: list[IssuerKey] = field(default_factory=list)
     private: dict[bytes, bytes] = field(default_factory=dict)  # kid -> sealed private key
     secrets: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    created: dict[str, dict[int, int]] = field(default_factory=dict)  # secret versions' unix times
     catalogue: bytes = b""  # nonce ‖ GCM tag over the key records (see the module docstring)
 
 
@@ -158,6 +161,10 @@ class FileKeyStore(lifecycle.KeyCreation):
     def secret_versions(self, name: str) -> list[int]:
         return sorted(self._read().secrets.get(name, {}))
 
+    def secret_info(self, name: str) -> list[lifecycle.SecretVersion]:
+        doc = self._read()
+        return lifecycle.secret_infos(name, doc.secrets.get(name, {}), doc.created.get(name, {}))
+
     def _new_secret(self, name: str, size: int, *, only_if_absent: bool) -> int:
         made: list[int] = []
 
@@ -168,6 +175,7 @@ class FileKeyStore(lifecycle.KeyCreation):
                 return
             version = max(versions, default=0) + 1
             versions[version] = self._seal(doc, f"secret/{name}/{version}", os.urandom(size))
+            doc.created.setdefault(name, {})[version] = int(time.time())
             made.append(version)
 
         self._update(change)
@@ -274,6 +282,7 @@ def _encode(doc: _Document) -> bytes:
         "bundle_keys": [key_to_map(k) for k in doc.bundle],
         "private": doc.private,
         "secrets": doc.secrets,
+        "secret_created": doc.created,
         "catalogue": doc.catalogue,
     }, canonical=True)
 
@@ -296,6 +305,7 @@ def _decode(raw: bytes) -> _Document:
             bundle=[key_from_map(k) for k in data["bundle_keys"]],
             private=dict(data["private"]), secrets={n: dict(v) for n, v in data["secrets"].items()},
             catalogue=data["catalogue"],
+            created={n: dict(v) for n, v in data.get("secret_created", {}).items()},
         )
     except KeyStoreError:
         raise
@@ -315,6 +325,7 @@ def _check_types(doc: _Document) -> None:
             and isinstance(doc.check, bytes) and len(doc.check) >= _NONCE + _TAG
             and all(isinstance(k, bytes) for k in doc.private)
             and all(isinstance(v, int) for versions in doc.secrets.values() for v in versions)
+            and all(type(t) is int for times in doc.created.values() for t in times.values())
             and all(isinstance(s, bytes) for s in sealed)):
         raise KeyStoreError("key store file is corrupt (fields of the wrong type or size)")
 

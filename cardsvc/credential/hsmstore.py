@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,7 @@ class _Catalog:
     issuer: list[IssuerKey] | None = None
     bundle: list[IssuerKey] | None = None
     secrets: dict[str, list[int]] | None = None
+    created: dict[str, dict[int, int]] | None = None  # secret versions' unix times
 
 
 class Pkcs11KeyStore(lifecycle.KeyCreation):
@@ -180,6 +182,11 @@ class Pkcs11KeyStore(lifecycle.KeyCreation):
     def secret_versions(self, name: str) -> list[int]:
         return sorted((self._catalog().secrets or {}).get(name, []))
 
+    def secret_info(self, name: str) -> list[lifecycle.SecretVersion]:
+        cat = self._catalog()
+        return lifecycle.secret_infos(name, (cat.secrets or {}).get(name, []),
+                                      (cat.created or {}).get(name, {}))
+
     def _new_secret(self, name: str, size: int, *, only_if_absent: bool) -> int:
         made: list[int] = []
 
@@ -198,6 +205,8 @@ class Pkcs11KeyStore(lifecycle.KeyCreation):
             })
             versions.append(version)
             cat.secrets = secrets
+            cat.created = cat.created if cat.created is not None else {}
+            cat.created.setdefault(name, {})[version] = int(time.time())
             made.append(version)
 
         self._update(change)
@@ -265,6 +274,7 @@ def _encode_catalog(catalog: _Catalog) -> bytes:
         "issuer_keys": [key_to_map(k) for k in catalog.issuer or []],
         "bundle_keys": [key_to_map(k) for k in catalog.bundle or []],
         "secrets": catalog.secrets or {},
+        "secret_created": catalog.created or {},
     }, canonical=True)
 
 
@@ -276,6 +286,8 @@ def _decode_catalog(raw: bytes) -> _Catalog:
             issuer=[key_from_map(k) for k in data["issuer_keys"]],
             bundle=[key_from_map(k) for k in data["bundle_keys"]],
             secrets={str(n): [int(v) for v in vs] for n, vs in data["secrets"].items()},
+            created={str(n): {int(v): int(t) for v, t in ts.items()}
+                     for n, ts in data.get("secret_created", {}).items()},
         )
     except Exception as exc:  # a corrupt file can make cbor2 raise anything (see _cbor.py)
         raise KeyStoreError("the token's key catalogue is corrupt") from exc

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +37,18 @@ class Pkcs11Config:
     module: Path
     token_label: str
     pin: str = field(repr=False)  # never in logs or tracebacks
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVersion:
+    """What may be shown about a named secret's version: never its value.
+
+    ``created`` is ``None`` for versions written before the stores recorded it.
+    """
+
+    name: str
+    version: int
+    created: datetime | None
 
 
 class KeyStore(Protocol):
@@ -68,16 +80,21 @@ class KeyStore(Protocol):
 
     def secret_versions(self, name: str) -> list[int]: ...
 
+    def secret_info(self, name: str) -> list[SecretVersion]: ...
+
 
 def open_key_store(settings: Settings, *, pkcs11: Pkcs11Config | None = None) -> KeyStore:
-    """The configured key store: PKCS#11 when ``pkcs11`` is given, else the encrypted file store.
+    """The configured key store — the one function every caller opens keys through.
 
-    Refuses an empty passphrase, and the development default outside ``env=dev``.
+    PKCS#11 when ``pkcs11`` is given or the settings name a module (``CARDSVC_PKCS11_MODULE``,
+    ``_TOKEN``, ``_PIN``), else the encrypted file store. Refuses an empty passphrase, and the
+    development default outside ``env=dev``.
     """
-    if pkcs11 is not None:
+    config = pkcs11 if pkcs11 is not None else pkcs11_config(settings)
+    if config is not None:
         from cardsvc.credential.hsmstore import Pkcs11KeyStore
 
-        return Pkcs11KeyStore.open(pkcs11)
+        return Pkcs11KeyStore.open(config)
     from cardsvc.credential.filestore import FileKeyStore
 
     passphrase = settings.key_passphrase.get_secret_value()
@@ -87,6 +104,14 @@ def open_key_store(settings: Settings, *, pkcs11: Pkcs11Config | None = None) ->
         raise KeyStoreError("the development passphrase is refused outside env=dev",
                             hint="set CARDSVC_KEY_PASSPHRASE to a real secret")
     return FileKeyStore(settings.key_store_dir, passphrase)
+
+
+def pkcs11_config(settings: Settings) -> Pkcs11Config | None:
+    """The token the settings name, or ``None`` for the file store."""
+    if settings.pkcs11_module is None:
+        return None
+    return Pkcs11Config(settings.pkcs11_module, settings.pkcs11_token,
+                        settings.pkcs11_pin.get_secret_value())
 
 
 class KeyCreation:
@@ -171,6 +196,13 @@ def check_secret_request(name: str, size: int) -> None:
         raise KeyStoreError(f"invalid secret name {name!r}")
     if not 1 <= size <= MAX_SECRET_SIZE:
         raise KeyStoreError(f"secret size must be 1..{MAX_SECRET_SIZE} bytes")
+
+
+def secret_infos(name: str, versions: Iterable[int],
+                 created: dict[int, int]) -> list[SecretVersion]:
+    """Version records from a store's version list and its ``{version: unix seconds}`` map."""
+    return [SecretVersion(name, v, datetime.fromtimestamp(created[v], UTC) if v in created else None)
+            for v in sorted(versions)]
 
 
 def pick_version(name: str, versions: Sequence[int], version: int | None) -> int:
