@@ -17,6 +17,7 @@ from fastapi import Request
 
 from cardsvc.api.services import Services
 from cardsvc.errors import AuthenticationRequired
+from cardsvc.verification.ratelimit import source_key
 from cardsvc.verification.roles import check_permission, policy_for
 from cardsvc.verification.tokens import ClientRecord, authenticate, authenticate_cached
 
@@ -73,3 +74,28 @@ def client_of(request: Request) -> ClientRecord:
     if not isinstance(client, ClientRecord):
         raise AuthenticationRequired("this route is public and has no client")
     return client
+
+
+async def page_client(request: Request) -> ClientRecord | None:
+    """Who opened a public page: the staff client when a valid bearer token comes along (its own
+    per-client limit applies), else ``None`` — an anonymous visitor, limited per source address.
+
+    A bad or revoked token counts as anonymous, so sending garbage never escapes the source limit.
+    Behind a reverse proxy the address is the proxy's unless uvicorn trusts its ``X-Forwarded-For``
+    (``--forwarded-allow-ips``)."""
+    services = services_of(request)
+    client = await _page_staff(services, request.headers.get("authorization"))
+    if client is not None:
+        await services.rate_limiter.acquire(client.client_id)
+        return client
+    await services.source_limiter.acquire(source_key(request.client.host if request.client else None))
+    return None
+
+
+async def _page_staff(services: Services, header: str | None) -> ClientRecord | None:
+    if not header:
+        return None
+    try:
+        return await authenticate(services.clients, bearer_token(header))
+    except AuthenticationRequired:
+        return None

@@ -19,10 +19,14 @@ from cardsvc.verification.audit import AuditSink, InMemoryAuditSink
 from cardsvc.verification.db import Database
 from cardsvc.verification.ratelimit import (
     DEFAULT_LIMIT,
+    SOURCE_LIMIT,
+    SOURCE_MAX_KEYS,
+    InProcessRateLimiter,
     RateLimit,
     RateLimiter,
     RedisRateLimiter,
     build_rate_limiter,
+    build_source_limiter,
 )
 from cardsvc.verification.service import VerificationService
 from cardsvc.verification.setup import VerifierKeyStore, build_verification
@@ -44,9 +48,13 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     verification: VerificationService | None = None  # the DB-backed workflows (None: in-memory only)
     client_cache: ClientCache | None = None  # recently admitted clients (routes of auth.CONFIRMED_IN_COMMIT)
+    # The public phone-tap page's limit per source address (it has no client to limit).
+    source_limiter: RateLimiter = field(
+        default_factory=lambda: InProcessRateLimiter(SOURCE_LIMIT, max_keys=SOURCE_MAX_KEYS))
 
     async def aclose(self) -> None:
         await self.rate_limiter.aclose()
+        await self.source_limiter.aclose()
         if self.verification is not None:
             self.verification.db.close()
             self.verification.db.engine.dispose()
@@ -59,7 +67,8 @@ async def run_probe(probe: ReadinessProbe) -> None:
         await result
 
 
-def in_memory_services(settings: Settings, *, rate_limit: RateLimit = DEFAULT_LIMIT) -> Services:
+def in_memory_services(settings: Settings, *, rate_limit: RateLimit = DEFAULT_LIMIT,
+                       source_limit: RateLimit = SOURCE_LIMIT) -> Services:
     """Services that need no database: fine for tests and a single-process demo."""
     limiter = build_rate_limiter(settings, rate_limit)
     probes: dict[str, ReadinessProbe] = {}
@@ -70,11 +79,13 @@ def in_memory_services(settings: Settings, *, rate_limit: RateLimit = DEFAULT_LI
         rate_limiter=limiter,
         audit=InMemoryAuditSink(),
         readiness=MappingProxyType(probes),
+        source_limiter=build_source_limiter(settings, source_limit),
     )
 
 
 def db_services(settings: Settings, *, key_store: VerifierKeyStore | None = None,
-                rate_limit: RateLimit = DEFAULT_LIMIT, database: Database | None = None) -> Services:
+                rate_limit: RateLimit = DEFAULT_LIMIT, database: Database | None = None,
+                source_limit: RateLimit = SOURCE_LIMIT) -> Services:
     """Production services: clients, audit and workflows in the database, keys from the key store.
 
     The schema must be at head (``cardsvc init``); readiness probes ``db`` and ``key_store``.
@@ -94,4 +105,5 @@ def db_services(settings: Settings, *, key_store: VerifierKeyStore | None = None
     if isinstance(limiter, RedisRateLimiter):
         probes["redis"] = limiter.ping
     return Services(clients=DbClientStore(db), rate_limiter=limiter, audit=DbAuditSink(db),
-                    readiness=MappingProxyType(probes), verification=verification, client_cache=ClientCache())
+                    readiness=MappingProxyType(probes), verification=verification, client_cache=ClientCache(),
+                    source_limiter=build_source_limiter(settings, source_limit))

@@ -1,9 +1,13 @@
-"""Per-client rate limits: a token bucket, in process or shared through Redis.
+"""Rate limits: a token bucket per client (or per source address), in process or shared through Redis.
 
 Keys are client ids, taken *after* authentication: an unauthenticated caller cannot create buckets,
-so memory is bounded by the number of registered clients. Every bucket holds up to ``burst`` tokens
-and refills at ``per_second``; a request takes one token or raises :class:`RateLimited` with the whole
-seconds until one is back (the API's ``Retry-After``).
+so memory is bounded by the number of registered clients. The one exception is the public phone-tap
+page, which has no client: it is limited per source address (:func:`source_key`, an IPv6 address
+counted by its /64) with its own, smaller :data:`SOURCE_LIMIT`; those in-process buckets are capped
+at ``max_keys`` (least recently used dropped first) and the Redis ones expire.
+
+Every bucket holds up to ``burst`` tokens and refills at ``per_second``; a request takes one token or
+raises :class:`RateLimited` with the whole seconds until one is back (the API's ``Retry-After``).
 
 :class:`RedisRateLimiter` keeps the same bucket in a Redis hash updated by one atomic Lua script
 (no INCR+EXPIRE fixed window: a window lets a client send 2× the limit across its edge). The script
@@ -15,9 +19,11 @@ per worker instead of the whole service going down with Redis.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,6 +51,24 @@ class RateLimit:
 
 
 DEFAULT_LIMIT = RateLimit()
+# The phone-tap page per source address: a lobby full of phones behind one NAT taps well within
+# 30 at once and one a second; a script replaying guesses does not get far.
+SOURCE_LIMIT = RateLimit(burst=30, per_second=1.0)
+SOURCE_MAX_KEYS = 100_000
+SOURCE_PREFIX = "cardsvc:rl:src:"
+
+
+def source_key(host: str | None) -> str:
+    """The bucket of a source address: the IPv4 address, an IPv6 address's /64, or ``unknown``."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return "ip:unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"ip:{address}"
 
 
 class RateLimiter(Protocol):
@@ -61,10 +85,12 @@ def _retry_after(missing_tokens: float, per_second: float) -> int:
 class InProcessRateLimiter:
     """Token buckets in this process's memory; ``clock`` returns seconds (monotonic)."""
 
-    def __init__(self, limit: RateLimit = DEFAULT_LIMIT, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limit: RateLimit = DEFAULT_LIMIT, *, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int | None = None):
         self.limit = limit
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     async def acquire(self, key: str) -> None:
@@ -77,9 +103,17 @@ class InProcessRateLimiter:
             tokens, updated = self._buckets.get(key, (float(self.limit.burst), now))
             tokens = min(float(self.limit.burst), tokens + (now - updated) * self.limit.per_second)
             if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
+                self._store(key, (tokens, now))
                 raise RateLimited(retry_after=_retry_after(1.0 - tokens, self.limit.per_second))
-            self._buckets[key] = (tokens - 1.0, now)
+            self._store(key, (tokens - 1.0, now))
+
+    def _store(self, key: str, bucket: tuple[float, float]) -> None:
+        """Keep ``key``'s bucket as the most recently used; drop the least recent over ``max_keys``."""
+        self._buckets[key] = bucket
+        if self._max_keys is not None:
+            self._buckets.move_to_end(key)
+            while len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
 
     async def aclose(self) -> None:
         return None
@@ -125,7 +159,7 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = prefix
         self._script = client.register_script(_BUCKET_LUA)
-        self._fallback = fallback or InProcessRateLimiter(limit)
+        self._fallback = fallback or InProcessRateLimiter(limit, max_keys=SOURCE_MAX_KEYS)
 
     @classmethod
     def from_url(
@@ -160,3 +194,11 @@ def build_rate_limiter(settings: Settings, limit: RateLimit = DEFAULT_LIMIT) -> 
     if settings.redis_url:
         return RedisRateLimiter.from_url(settings.redis_url, limit)
     return InProcessRateLimiter(limit)
+
+
+def build_source_limiter(settings: Settings, limit: RateLimit = SOURCE_LIMIT) -> RateLimiter:
+    """The per-source-address limiter of the public page: shared through Redis when configured
+    (its own key prefix), else in process with at most :data:`SOURCE_MAX_KEYS` buckets."""
+    if settings.redis_url:
+        return RedisRateLimiter.from_url(settings.redis_url, limit, prefix=SOURCE_PREFIX)
+    return InProcessRateLimiter(limit, max_keys=SOURCE_MAX_KEYS)

@@ -16,13 +16,12 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, select_autoescape
 from sqlmodel import Session
 
-from cardsvc.api.auth import bearer_token, services_of
+from cardsvc.api.auth import page_client
 from cardsvc.api.problems import status_for
 from cardsvc.api.verify_schemas import verification_of
-from cardsvc.errors import AuthenticationRequired, CardsvcError
+from cardsvc.errors import CardsvcError, RateLimited
 from cardsvc.verification.outcome import Verdict, Verification
 from cardsvc.verification.service import ANONYMOUS
-from cardsvc.verification.tokens import ClientRecord, authenticate
 from cardsvc.verification.views import anonymous_view, member_view
 
 router = APIRouter(tags=["pages"])
@@ -53,7 +52,8 @@ _LABELS = {"masked_name": "会员", "name": "姓名", "organisation": "所在工
 _REASONS = {"replay": "此链接已被使用，请重新碰卡。", "sun_mac": "卡片数据校验失败。",
             "member_suspended": "会籍暂停，请人工核验。", "member_inactive": "非在册会员。",
             "card_revoked": "此卡已注销。", "card_lost": "此卡已挂失。", "card_suspended": "此卡已暂停使用。",
-            "unknown_card": "不是本会发行的会员卡。"}
+            "unknown_card": "不是本会发行的会员卡。",
+            "not_configured": "本服务暂未开通碰卡验证，请联系工作人员。"}
 
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 _page = _env.from_string(_TEMPLATE)
@@ -87,26 +87,12 @@ def _outcome_page(result: Verification, view: dict[str, Any] | None) -> HTMLResp
     return render(200, "nok", "✘ 验证未通过", detail, [])
 
 
-async def _staff(request: Request) -> ClientRecord | None:
-    """A staff client when the page request carries a valid bearer token (else anonymous)."""
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    services = services_of(request)
-    try:
-        client = await authenticate(services.clients, bearer_token(header))
-    except AuthenticationRequired:
-        return None  # a public page: a bad or revoked token just means "not logged in"
-    await services.rate_limiter.acquire(client.client_id)
-    return client
-
-
 @router.get(TAP_PATH, name="tap_page", response_class=HTMLResponse, include_in_schema=False)
 async def tap_page(request: Request) -> HTMLResponse:
     """The page a phone opens from the card's SUN URL (Chinese UI)."""
     try:
         svc = verification_of(request)
-        client = await _staff(request)
+        client = await page_client(request)  # staff: per-client limit; anonymous: per source address
         url = str(request.url)
 
         def work(session: Session) -> HTMLResponse:
@@ -116,6 +102,10 @@ async def tap_page(request: Request) -> HTMLResponse:
             return _outcome_page(result, view)
 
         return await svc.db.run_batched(work)
+    except RateLimited as exc:
+        page = render(429, "nok", "请稍后再试", f"请求过于频繁，请 {exc.retry_after} 秒后再试。", [])
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     except CardsvcError as exc:
         status = status_for(exc) or 500
         reason = getattr(exc, "reason", None) or exc.code
