@@ -1,0 +1,125 @@
+"""Fixtures for the offline-verifier modules: a tiny local server and a Chromium page on it.
+
+The server serves ``cardsvc/web/static/js/offline/*.js`` under ``/js/offline/`` and an empty page at
+``/``, so the modules run in a secure context (``http://127.0.0.1``) with WebCrypto and IndexedDB.
+``POST /v1/checkins/sync`` is a stand-in for the real route with its idempotency contract (one
+record per ``Idempotency-Key``; a repeated key answers ``duplicate``); ``drop_next`` makes it
+record a batch and then cut the connection without answering, as a lost response would.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.support.browser import browser, playwright_driver
+
+__all__ = ["browser", "playwright_driver"]
+
+MODULES = Path(__file__).resolve().parents[3] / "cardsvc" / "web" / "static" / "js" / "offline"
+PAGE = b"<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>offline</title><body></body></html>"
+
+
+@dataclass
+class SyncLedger:
+    """What the stand-in sync route recorded: one row per idempotency key, every request seen."""
+
+    records: dict[str, dict[str, str]] = field(default_factory=dict)
+    requests: list[list[str]] = field(default_factory=list)
+    drop_next: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, body: dict[str, object]) -> list[dict[str, object]]:
+        items = body["items"]
+        assert isinstance(items, list)
+        with self.lock:
+            self.requests.append([str(item["idempotency_key"]) for item in items])
+            return [self._one(str(body["programme"]), item) for item in items]
+
+    def _one(self, programme: str, item: dict[str, str]) -> dict[str, object]:
+        key = item["idempotency_key"]
+        if key in self.records:
+            number = list(self.records).index(key) + 1
+            return {"idempotency_key": key, "status": "duplicate", "checkin_id": number}
+        if item["qr"].endswith("REFUSED"):
+            return {"idempotency_key": key, "status": "conflict", "reason": "already_checked_in"}
+        self.records[key] = {"programme": programme, "qr": item["qr"], "at": item["checked_in_at"]}
+        return {"idempotency_key": key, "status": "accepted", "checkin_id": len(self.records)}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    ledger: SyncLedger
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        if self.path == "/":
+            self._send(200, "text/html; charset=utf-8", PAGE)
+            return
+        name = self.path.removeprefix("/js/offline/")
+        target = MODULES / name
+        if name == self.path or "/" in name or not target.is_file():
+            self._send(404, "text/plain", b"not found")
+            return
+        self._send(200, "text/javascript; charset=utf-8", target.read_bytes())
+
+    def do_POST(self) -> None:
+        if self.path != "/v1/checkins/sync":
+            self._send(404, "text/plain", b"not found")
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answers = self.ledger.answer(body)
+        if self.ledger.drop_next:
+            self.ledger.drop_next -= 1
+            self.close_connection = True
+            self.connection.close()  # recorded, never answered: a lost response
+            return
+        self._send(200, "application/json", json.dumps(answers).encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@dataclass
+class StaticServer:
+    base_url: str
+    ledger: SyncLedger
+
+
+@pytest.fixture(scope="session")
+def static_server() -> Iterator[StaticServer]:
+    ledger = SyncLedger()
+    handler = type("Handler", (_Handler,), {"ledger": ledger})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield StaticServer(f"http://127.0.0.1:{server.server_address[1]}", ledger)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def offline_page(browser: Browser, static_server: StaticServer) -> Iterator[Page]:
+    """A fresh context (own IndexedDB) on the local server's empty page; page errors fail the test."""
+    context = browser.new_context(base_url=static_server.base_url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/")
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"

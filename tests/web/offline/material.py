@@ -1,0 +1,155 @@
+"""Credentials, bundles and anchors built with the Python code, and both verifiers run on them.
+
+``python_verdict`` runs ``cardsvc.credential.OfflineVerifier``; ``js_verdicts`` runs the browser
+modules (``verify.js``) in a page on the same inputs, bundles, anchors and clock. Both give the
+same plain shape, so a test compares them with ``==``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from playwright.sync_api import Page
+
+from cardsvc.credential import (
+    Algorithm,
+    CredentialClaims,
+    IssuerKey,
+    KeyState,
+    OfflineVerifier,
+    SoftwareSigner,
+    TrustAnchor,
+    VerificationResult,
+    build_trust_bundle,
+)
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+ISSUER = "SZGH"
+REVOKED = ("202600000007", "0000123", "9999999999999999")
+
+
+def claims(card_number: str = "202600012345", **changes: Any) -> CredentialClaims:
+    fields: dict[str, Any] = {
+        "issuer": ISSUER, "card_number": card_number, "issued_at": NOW - timedelta(days=1),
+        "expires_at": NOW + timedelta(days=365), "profile": "n424", "key_version": 1,
+    }
+    return CredentialClaims(**(fields | changes))
+
+
+def key_record(signer: SoftwareSigner, **changes: Any) -> IssuerKey:
+    fields: dict[str, Any] = {
+        "kid": signer.kid, "alg": signer.alg, "public_key": signer.public_key_bytes(),
+        "state": KeyState.active, "not_before": NOW - timedelta(days=30), "not_after": None,
+    }
+    return IssuerKey(**(fields | changes))
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Issuer keys (EdDSA, ES256, retired with a cut-off, revoked, late window) and bundle keys."""
+
+    ed: SoftwareSigner
+    es: SoftwareSigner
+    retired: SoftwareSigner
+    revoked: SoftwareSigner
+    late: SoftwareSigner
+    stranger: SoftwareSigner
+    bundle_ed: SoftwareSigner
+    bundle_es: SoftwareSigner
+    bundle_impostor: SoftwareSigner
+
+    @classmethod
+    def generate(cls) -> Keys:
+        ed, es = Algorithm.eddsa, Algorithm.es256
+        return cls(
+            SoftwareSigner.generate(ed, b"\x11"), SoftwareSigner.generate(es, b"\x22"),
+            SoftwareSigner.generate(ed, b"\x33"), SoftwareSigner.generate(es, b"\x44"),
+            SoftwareSigner.generate(ed, b"\x55"), SoftwareSigner.generate(ed, b"\x99"),
+            SoftwareSigner.generate(ed, b"\xb1"), SoftwareSigner.generate(es, b"\xb2"),
+            SoftwareSigner.generate(ed, b"\xb1"),  # same kid as the real bundle key
+        )
+
+    def records(self) -> list[IssuerKey]:
+        return [
+            key_record(self.ed), key_record(self.es),
+            key_record(self.retired, state=KeyState.retired, not_after=NOW - timedelta(days=10)),
+            key_record(self.revoked, state=KeyState.revoked),
+            key_record(self.late, not_before=NOW - timedelta(days=2)),
+        ]
+
+    def anchors(self) -> list[TrustAnchor]:
+        return [TrustAnchor(s.kid, s.alg, s.public_key_bytes()) for s in (self.bundle_ed, self.bundle_es)]
+
+    def bundle(self, signer: SoftwareSigner | None = None, *, issued: datetime = NOW - timedelta(hours=1),
+               expires: datetime = NOW + timedelta(days=7), issuer: str | None = ISSUER) -> bytes:
+        return build_trust_bundle(signer or self.bundle_ed, self.records(), REVOKED, 7, issued, expires,
+                                  issuer=issuer)
+
+
+def python_verdict(bundle: bytes, anchors: list[TrustAnchor], now: datetime,
+                   credential: str | bytes) -> dict[str, Any]:
+    verifier = OfflineVerifier.from_bundle_bytes(bundle, anchors, clock=lambda: now)
+    return plain(verifier.verify(credential))
+
+
+def plain(result: VerificationResult) -> dict[str, Any]:
+    c = result.claims
+    return {
+        "status": result.status.value, "reason": result.reason, "card_number": result.card_number,
+        "claims": None if c is None else {
+            "issuer": c.issuer, "cardNumber": c.card_number, "issuedAt": int(c.issued_at.timestamp()),
+            "expiresAt": int(c.expires_at.timestamp()), "profile": c.profile, "keyVersion": c.key_version,
+            "categories": list(c.categories), "version": c.version,
+        },
+        "checks": [[k.number, k.name, k.passed] for k in result.checks],
+    }
+
+
+@dataclass(frozen=True)
+class Case:
+    bundle: str  # a key of the bundles mapping
+    credential: str | bytes
+    now: datetime = NOW
+
+    def as_js(self) -> dict[str, Any]:
+        text = self.credential if isinstance(self.credential, str) else None
+        raw = self.credential.hex() if isinstance(self.credential, bytes) else None
+        return {"bundle": self.bundle, "text": text, "hex": raw, "now_ms": int(self.now.timestamp() * 1000)}
+
+
+_JS_RUN = """async ({bundles, anchors, cases}) => {
+  const m = await import("/js/offline/verify.js");
+  const { fromHex } = await import("/js/offline/bundle.js");
+  const anchorList = anchors.map((a) => m.anchorFromCoseKey(fromHex(a)));
+  const loaded = {};
+  for (const [name, hex] of Object.entries(bundles)) {
+    try { loaded[name] = { bundle: await m.loadBundle(fromHex(hex), anchorList), error: null }; }
+    catch (error) {
+      loaded[name] = { bundle: null, error: new m.VerifyError(error.reason ?? "bundle_invalid") };
+    }
+  }
+  const out = [];
+  for (const c of cases) {
+    const { bundle, error } = loaded[c.bundle];
+    const verifier = new m.OfflineVerifier(bundle, { clock: () => c.now_ms, bundleError: error });
+    try {
+      const r = await verifier.verify(c.text !== null ? c.text : fromHex(c.hex));
+      out.push({ status: r.status, reason: r.reason, card_number: r.cardNumber,
+                 claims: r.claims && { ...r.claims, categories: [...r.claims.categories] },
+                 checks: r.checks.map((k) => [k.number, k.name, k.passed]) });
+    } catch (thrown) {
+      out.push({ threw: String(thrown && thrown.stack || thrown) });
+    }
+  }
+  return out;
+}"""
+
+
+def js_verdicts(page: Page, bundles: dict[str, bytes], anchors: list[TrustAnchor],
+                cases: list[Case]) -> list[dict[str, Any]]:
+    args = {"bundles": {k: v.hex() for k, v in bundles.items()},
+            "anchors": [a.to_cose_key().hex() for a in anchors], "cases": [c.as_js() for c in cases]}
+    result: list[dict[str, Any]] = page.evaluate(_JS_RUN, args)
+    return result
