@@ -36,6 +36,12 @@ class SyncLedger:
     drop_next: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def reset(self) -> None:
+        with self.lock:
+            self.records.clear()
+            self.requests.clear()
+            self.drop_next = 0
+
     def answer(self, body: dict[str, object]) -> list[dict[str, object]]:
         items = body["items"]
         assert isinstance(items, list)
@@ -109,6 +115,13 @@ def static_server() -> Iterator[StaticServer]:
     yield StaticServer(f"http://127.0.0.1:{server.server_address[1]}", ledger)
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def ledger(static_server: StaticServer) -> SyncLedger:
+    """The stand-in sync route's records, empty at the start of the test."""
+    static_server.ledger.reset()
+    return static_server.ledger
 
 
 @pytest.fixture
