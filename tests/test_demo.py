@@ -24,6 +24,7 @@ import pytest
 from cardsvc import demo
 from cardsvc.config import get_settings
 from cardsvc.credential import open_key_store
+from cardsvc.demo import readers as demo_readers
 from cardsvc.emulator.images import factory_for, save_image
 from cardsvc.emulator.pcscd import SOCKET_ENV, HarnessError
 from cardsvc.errors import CardsvcError
@@ -227,8 +228,8 @@ def test_no_readers_is_explained_and_the_demo_goes_on(tmp_path: Path,
     def refuse() -> None:
         raise HarnessError("cannot start a private pcscd: missing root privileges")
 
-    monkeypatch.setattr(demo, "check_prerequisites", refuse)
-    monkeypatch.setattr(demo, "listening_ports", set)
+    monkeypatch.setattr(demo_readers, "check_prerequisites", refuse)
+    monkeypatch.setattr(demo_readers, "listening_ports", set)
     settings = get_settings(data_dir=tmp_path)
     options = demo.Options(host="127.0.0.1", port=8123, readers=2, cards=1)
     with demo.virtual_readers(settings, options) as readers:
