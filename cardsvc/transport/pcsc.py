@@ -6,10 +6,12 @@ service, ``NoCard`` when nothing is on the reader, ``CardTimeout`` when a wait o
 out of time, ``TransportError`` otherwise.
 
 No call here can hang: status waits use ``SCardGetStatusChange`` with a finite timeout, and
-``transmit`` runs ``SCardTransmit`` on the connection's own worker thread and gives up after
+``transmit`` calls ``SCardTransmit`` on the caller's thread under a :mod:`watchdog` deadline of
 ``timeout_s`` (pcsc-lite has no transmit timeout of its own, and a mute card behind vpcd would
-block it forever). After a transmit timeout the connection is dead: later calls raise
-``CardTimeout`` and ``close()`` only queues the disconnect behind the stuck call.
+block it forever). An overrun shuts the context's client socket down (:mod:`clientsocket`), which
+makes the blocked call return; the connection is then dead: later calls raise ``CardTimeout`` and
+``close()`` returns at once. Where the context's socket cannot be told apart (no ``/proc``), the
+connection runs its calls on a worker thread instead (:mod:`worker`, ~20 µs more per APDU).
 Each connection owns its PC/SC context while open, so a stuck connection never blocks another
 one; contexts of cleanly closed connections are pooled (establishing one costs more than an APDU).
 """
@@ -21,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smartcard import scard
@@ -32,8 +35,9 @@ from cardsvc.errors import (
     ReaderUnavailable,
     TransportError,
 )
-from cardsvc.transport import trace
+from cardsvc.transport import clientsocket, trace
 from cardsvc.transport.base import ReaderInfo
+from cardsvc.transport.watchdog import Watch, Watchdog
 from cardsvc.transport.worker import CallWorker
 
 _log = logging.getLogger(__name__)
@@ -94,17 +98,34 @@ def to_error(failure: PcscFailure, *, reader: str, connecting: bool = False) -> 
 # --- contexts and reader states ----------------------------------------------------------------
 
 
-def _establish() -> Any:
-    try:
-        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-        _check("SCardEstablishContext", hresult)
-    except PcscFailure as exc:
-        raise to_error(exc, reader="") from exc
-    return context
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """A PC/SC context and its client socket descriptor (``None`` when it could not be told)."""
+
+    handle: Any
+    fd: int | None
 
 
-def _release(context: Any) -> None:
-    hresult = scard.SCardReleaseContext(context)
+_establishing = threading.Lock()  # one at a time, so the new socket descriptor is this context's
+_watchdog = Watchdog()
+
+
+def _establish() -> _Context:
+    with _establishing:
+        before = clientsocket.socket_fds()
+        try:
+            hresult, handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            _check("SCardEstablishContext", hresult)
+        except PcscFailure as exc:
+            raise to_error(exc, reader="") from exc
+        fd = clientsocket.only_unix_stream(clientsocket.socket_fds() - before)
+    if fd is None:
+        _log.debug("PC/SC context socket not identified: transmits go through a worker thread")
+    return _Context(handle, fd)
+
+
+def _release(context: _Context) -> None:
+    hresult = scard.SCardReleaseContext(context.handle)
     if hresult != scard.SCARD_S_SUCCESS:
         _log.debug("SCardReleaseContext: %s", describe(hresult))
 
@@ -118,18 +139,18 @@ class _ContextPool:
     """
 
     def __init__(self, size: int = 4) -> None:
-        self._idle: list[Any] = []
+        self._idle: list[_Context] = []
         self._size = size
         self._lock = threading.Lock()
 
-    def take(self) -> tuple[Any, bool]:
+    def take(self) -> tuple[_Context, bool]:
         """A context and whether it came from the pool (it may be stale if pcscd restarted)."""
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
         return _establish(), False
 
-    def give_back(self, context: Any) -> None:
+    def give_back(self, context: _Context) -> None:
         with self._lock:
             if len(self._idle) < self._size:
                 self._idle.append(context)
@@ -140,8 +161,8 @@ class _ContextPool:
 _contexts = _ContextPool()
 
 
-def _using_context(job: Callable[[Any], _T], *, keep: bool = False) -> tuple[_T, Any]:
-    """Run ``job(context)``; a pooled context that turns out stale is dropped and the job retried.
+def _using_context(job: Callable[[Any], _T], *, keep: bool = False) -> tuple[_T, _Context]:
+    """Run ``job(context handle)``; a pooled context that turns out stale is dropped and retried.
 
     With ``keep`` the caller owns the context afterwards (and gives it back); otherwise it returns
     to the pool. A :class:`PcscFailure` from a fresh context propagates.
@@ -149,7 +170,7 @@ def _using_context(job: Callable[[Any], _T], *, keep: bool = False) -> tuple[_T,
     while True:
         context, pooled = _contexts.take()
         try:
-            result = job(context)
+            result = job(context.handle)
         except PcscFailure as exc:
             _release(context)
             if pooled and exc.hresult in _STALE:
@@ -277,7 +298,7 @@ def _card_atr(handle: Any) -> bytes:
 class PcscConnection:
     """An open PC/SC card handle; implements :class:`~cardsvc.transport.base.CardConnection`."""
 
-    def __init__(self, context: Any, handle: Any, protocol: int, reader: str, atr: bytes,
+    def __init__(self, context: _Context, handle: Any, protocol: int, reader: str, atr: bytes,
                  timeout_s: float) -> None:
         self._context = context
         self._handle = handle
@@ -285,7 +306,8 @@ class PcscConnection:
         self._reader = reader
         self._atr = atr
         self._timeout_s = timeout_s
-        self._worker = CallWorker(f"pcsc:{reader}")
+        self._guard: Watch | CallWorker = (
+            CallWorker(f"pcsc:{reader}") if context.fd is None else _watchdog.watch(timeout_s, self._trip))
         self._dead: TransportError | None = None  # the failure that ended this connection
         self._closed = False
 
@@ -297,15 +319,17 @@ class PcscConnection:
     def reader(self) -> str:
         return self._reader
 
+    @property
+    def guarded_by(self) -> str:
+        """How calls are bounded: ``"watchdog"`` (caller's thread) or ``"worker thread"``."""
+        return "watchdog" if isinstance(self._guard, Watch) else "worker thread"
+
     def transmit(self, apdu: bytes) -> bytes:
         if self._closed or self._dead:
             raise self._unusable()
         started = time.perf_counter()
         try:
-            response: bytes = self._worker.call(lambda: self._transmit(apdu), self._timeout_s)
-        except queue.Empty as exc:
-            self._dead = CardTimeout(f"{self._reader}: card did not answer within {self._timeout_s:g} s")
-            raise self._dead from exc
+            response = self._call(lambda: self._transmit(apdu))
         except PcscFailure as exc:
             if exc.hresult in _AMBIGUOUS:
                 raise self._lost(str(exc)) from exc
@@ -315,6 +339,39 @@ class PcscConnection:
         if trace.enabled():
             trace.trace_exchange(self._reader, apdu, response, time.perf_counter() - started)
         return response
+
+    def _call(self, job: Callable[[], _T]) -> _T:
+        """Run a blocking PC/SC call within ``timeout_s``; :class:`CardTimeout` when it overruns."""
+        guard = self._guard
+        if isinstance(guard, Watch):
+            return self._watched(guard, job)
+        try:
+            result: _T = guard.call(job, self._timeout_s)
+        except queue.Empty as exc:
+            raise self._timed_out() from exc
+        return result
+
+    def _watched(self, watch: Watch, job: Callable[[], _T]) -> _T:
+        failure: PcscFailure | None = None
+        with watch.guard():
+            try:
+                result = job()
+            except PcscFailure as exc:
+                failure = exc
+        if watch.tripped:
+            raise self._timed_out() from failure
+        if failure is not None:
+            raise failure
+        return result
+
+    def _trip(self) -> None:
+        """Watchdog thread: unblock the overdue call by shutting the context's socket down."""
+        if self._context.fd is not None:
+            clientsocket.shut_down(self._context.fd)
+
+    def _timed_out(self) -> CardTimeout:
+        self._dead = CardTimeout(f"{self._reader}: card did not answer within {self._timeout_s:g} s")
+        return self._dead
 
     def _unusable(self) -> TransportError:
         if self._dead is not None:
@@ -345,21 +402,40 @@ class PcscConnection:
         if self._closed:
             return
         self._closed = True
-        if self._dead:
-            self._worker.submit(self._disconnect)
-            self._worker.stop()
+        guard = self._guard
+        if isinstance(guard, CallWorker):
+            self._close_on_worker(guard)
             return
         try:
-            self._worker.call(self._disconnect, self._timeout_s)
-        except queue.Empty:
+            self._watched(guard, self._disconnect)
+        except CardTimeout:
             _log.warning("%s: disconnect did not finish within %g s", self._reader, self._timeout_s)
         finally:
-            self._worker.stop()
+            guard.close()
+            self._return_context()
+
+    def _close_on_worker(self, worker: CallWorker) -> None:
+        if self._dead:  # the worker may be stuck in the failed call: queue behind it, never wait
+            worker.submit(self._disconnect)
+            worker.submit(self._return_context)
+            worker.stop()
+            return
+        try:
+            worker.call(self._disconnect, self._timeout_s)
+        except queue.Empty:
+            _log.warning("%s: disconnect did not finish within %g s", self._reader, self._timeout_s)
+            self._dead = CardTimeout(f"{self._reader}: disconnect timed out")
+        finally:
+            worker.submit(self._return_context)
+            worker.stop()
 
     def _disconnect(self) -> None:
         hresult = scard.SCardDisconnect(self._handle, scard.SCARD_UNPOWER_CARD)
         if hresult != scard.SCARD_S_SUCCESS:
             _log.debug("%s: SCardDisconnect: %s", self._reader, describe(hresult))
+
+    def _return_context(self) -> None:
+        """Pool the context after a clean life; release it after a failure (it may be stuck)."""
         if self._dead is None:
             _contexts.give_back(self._context)
         else:

@@ -14,7 +14,7 @@ from cardsvc.emulator.images import image_path, load_image, save_image
 from cardsvc.emulator.runtime import Faults, Slot
 from cardsvc.errors import CardRemoved, CardTimeout, NoCard, ReaderUnavailable, TransportError
 from cardsvc.logging import TRACE
-from cardsvc.transport import pcsc
+from cardsvc.transport import clientsocket, pcsc
 
 pytestmark = pytest.mark.pcsc
 
@@ -74,10 +74,15 @@ def test_card_pulled_mid_command_raises_card_removed(pcsc_stack) -> None:
         assert again.transmit(bytes.fromhex("00B0000000")) == bytes.fromhex("CAFE9000")
 
 
-def test_mute_card_times_out_without_hanging(pcsc_stack) -> None:
+@pytest.mark.parametrize("guard", ["watchdog", "worker thread"])
+def test_mute_card_times_out_without_hanging(pcsc_stack, monkeypatch: pytest.MonkeyPatch,
+                                             guard: str) -> None:
+    if guard == "worker thread":  # the fallback when the context's socket cannot be told
+        monkeypatch.setattr(clientsocket, "only_unix_stream", lambda _fds: None)
     stack = pcsc_stack(1)
     stack.emulate([[EchoCard.blank()]], faults=Faults(mute_after=1))
     conn = pcsc.connect(stack.reader_names[0], timeout_s=0.5)
+    assert conn.guarded_by == guard
     conn.transmit(GET_UID)
     started = time.monotonic()
     with pytest.raises(CardTimeout, match=r"did not answer within 0\.5 s"):
