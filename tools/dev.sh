@@ -29,6 +29,14 @@ ensure_debian_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+ensure_web_assets() {  # npm (Debian's package unless a Node.js with npm is already there), then the files
+  if ! command -v npm >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian package: npm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  tools/build_web_assets.sh
+}
+
 ensure_venv() {
   local stamp=.venv/.cardsvc-installed
   if [ ! -x .venv/bin/python ]; then
@@ -60,7 +68,7 @@ run_demo() {
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  test) ensure_debian_packages; ensure_venv; run_tests "$@" ;;
-  demo) ensure_debian_packages; ensure_venv; run_demo "$@" ;;
+  test) ensure_debian_packages; ensure_venv; ensure_web_assets; run_tests "$@" ;;
+  demo) ensure_debian_packages; ensure_venv; ensure_web_assets; run_demo "$@" ;;
   *) echo "usage: tools/dev.sh demo|test [args]" >&2; exit 2 ;;
 esac

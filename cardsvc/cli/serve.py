@@ -1,4 +1,4 @@
-"""`cardsvc serve`: run the HTTP API under uvicorn (app factory ``cardsvc.api.app:app_from_env``).
+"""`cardsvc serve`: the HTTP API and the staff pages under uvicorn (``cardsvc.web.app:app_from_env``).
 
 The CLI never imports the API package: uvicorn imports the factory by name in each worker, and each
 worker builds its own app from ``CARDSVC_*``. With more than one worker, Prometheus metrics are
@@ -20,7 +20,7 @@ import uvicorn
 
 from cardsvc.config import get_settings
 
-APP_FACTORY = "cardsvc.api.app:app_from_env"
+APP_FACTORY = "cardsvc.web.app:app_from_env"  # the API and the staff pages (cardsvc/web)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 

@@ -155,7 +155,7 @@ def start_live_server(data_dir: Path, *, staff: bool = True) -> LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_live_server(tmp_path_factory.mktemp("web-live"), staff=False)
+    server = start_live_server(tmp_path_factory.mktemp("web-live"))
     yield server
     server.stop()
 

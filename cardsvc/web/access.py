@@ -1,0 +1,65 @@
+"""Who may open which page: ONE table, route name → roles (fail closed, like ``ROUTE_POLICIES``).
+
+Every page route has a ``name=``; :func:`policy_for` refuses a name missing here, and
+:func:`cardsvc.web.app.create_web_app` refuses to build an app with a page route not in the table.
+The access test (tests/web/test_access.py) is generated from this table: every role and no
+session against every page. ``nav`` is the catalog key of the page's link in the header (None: not
+in the navigation), in table order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from cardsvc.errors import PermissionDenied
+from cardsvc.verification.roles import ALL_ROLES, Role
+
+
+@dataclass(frozen=True, slots=True)
+class PagePolicy:
+    roles: frozenset[Role]
+    public: bool = False
+    nav: str | None = None
+
+
+PUBLIC = PagePolicy(roles=frozenset(), public=True)
+SIGNED_IN = PagePolicy(roles=ALL_ROLES)
+DESK = frozenset({Role.admin, Role.clerk})
+
+
+def _only(roles: frozenset[Role], nav: str | None = None) -> PagePolicy:
+    return PagePolicy(roles=roles, nav=nav)
+
+
+# Page route name -> policy. Add a row with every new page (docs/web.md).
+PAGES: Mapping[str, PagePolicy] = MappingProxyType(
+    {
+        # sign-in and the frame
+        "login_form": PUBLIC,
+        "login_submit": PUBLIC,
+        "language": PUBLIC,
+        "logout": SIGNED_IN,
+        "home": SIGNED_IN,
+    }
+)
+
+
+def policy_for(page: str) -> PagePolicy:
+    """The page's policy; a page missing from the table is refused, never allowed by default."""
+    policy = PAGES.get(page)
+    if policy is None:
+        raise PermissionDenied(f"page {page!r} has no access policy")
+    return policy
+
+
+def check_page(page: str, role: Role) -> None:
+    policy = policy_for(page)
+    if not policy.public and role not in policy.roles:
+        raise PermissionDenied(f"role {role.value} may not open {page}")
+
+
+def nav_for(role: Role) -> list[tuple[str, str]]:
+    """``(route name, catalog key)`` of the pages ``role`` sees in the header, in table order."""
+    return [(name, p.nav) for name, p in PAGES.items() if p.nav and role in p.roles]
