@@ -3,7 +3,9 @@
 Signing keys are generated inside the token, non-extractable and sensitive; signing happens in the
 token (``CKM_EDDSA``; ES256 hashes on the host and signs with raw ``CKM_ECDSA``, which SoftHSM2
 supports where ``CKM_ECDSA_SHA256`` is not). Named secrets (AN10922 master keys, PII keys) are
-generic-secret objects that the host can read, because the code that uses them runs on the host.
+generic-secret objects that the host can read, because the code that uses them runs on the host
+(drivers and the verifier take master-key bytes; the token could diversify with a non-extractable
+AES key via ECB + CBC — see docs/operations.md §3 — once they take a diversifier instead).
 The public catalogue (key records, secret versions) is a private data object on the token, so
 the token is self-contained. One writer at a time (the ``cardsvc keys`` CLI).
 """
