@@ -124,8 +124,12 @@ def test_bundle_and_list_kept_on_the_device_verify_a_guest_offline(offline_page:
     }
     page = offline_page
     _open(page, "bundle")
-    page.evaluate("([b, l]) => Promise.all([store.saveBundle(Uint8Array.from(b), { etag: 'W/\"7\"' }),"
-                  " store.saveEligibility(l)])", [list(keys.bundle()), eligibility])
+    saved = page.evaluate("([b, l]) => Promise.all([store.saveBundle(Uint8Array.from(b),"
+                          " { sequence: 7, etag: 'W/\"7\"' }), store.saveEligibility(l)])",
+                          [list(keys.bundle()), eligibility])
+    assert saved == [True, None]
+    older = page.evaluate("store.saveBundle(Uint8Array.of(1, 2, 3), { sequence: 6 })")
+    assert older is False  # a replayed older bundle would bring revoked cards back
     page.evaluate("stopWatching(); store.close()")
     page.evaluate("Promise.all([import('/js/offline/verify.js'), import('/js/offline/bundle.js')])")
     page.context.set_offline(True)  # the modules are loaded (a page would hold them in its cache)

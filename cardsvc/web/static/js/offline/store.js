@@ -7,7 +7,8 @@
 //       endpoint  default "/v1/checkins/sync" (the server answers each item: accepted, duplicate
 //                 or conflict + reason; the Idempotency-Key makes every retry safe)
 //       headers   () => extra request headers (e.g. a CSRF token or Authorization)
-//   await store.saveBundle(bytes, { etag })      await store.loadBundle() → {bytes, etag, savedAt} | null
+//   await store.saveBundle(bytes, { sequence, etag }) → false if older than the kept one
+//   await store.loadBundle() → {bytes, sequence, etag, savedAt} | null
 //   await store.saveEligibility(listJson)        await store.loadEligibility(programme) → list | null
 //   await store.enqueueCheckin({ programme, qr, checkedInAt?, idempotencyKey? }) → queued item
 //   await store.pending() → queued items          await store.rejected() → items the server refused
@@ -86,9 +87,17 @@ class OfflineStore {
     this.refresh().catch(() => {});
   }
 
-  saveBundle(bytes, { etag = null } = {}) {
-    const record = { bytes: new Uint8Array(bytes), etag, savedAt: Date.now() };
-    return transact(this.db, [KV], "readwrite", (s) => { s[KV].put(record, "bundle"); });
+  /** Keep a bundle the page has verified (loadBundle) — never one older than the kept one: a
+   * replayed old bundle would bring back revoked cards. Resolves false when refused. */
+  saveBundle(bytes, { sequence, etag = null }) {
+    if (!Number.isSafeInteger(sequence) || sequence < 0) throw new TypeError("the verified bundle's sequence is required");
+    const record = { bytes: new Uint8Array(bytes), sequence, etag, savedAt: Date.now() };
+    return transact(this.db, [KV], "readwrite", async (s) => {
+      const kept = await requestValue(s[KV].get("bundle"));
+      if (kept && kept.sequence > sequence) return false;
+      s[KV].put(record, "bundle");
+      return true;
+    });
   }
 
   loadBundle() {

@@ -169,6 +169,7 @@ function checks(first, reason, stale) {
 
 /** Offline eligibility from the pseudonymous list: HMAC-SHA256(list_key, card number)[:n]. */
 export async function checkEligibility(list, cardNumber, today = new Date()) {
+  if (typeof cardNumber !== "string" || !/^[0-9]{1,16}$/.test(cardNumber)) return { eligible: false, reason: "not_on_list" };
   const day = today.toISOString().slice(0, 10); // UTC date, as the server compares
   if (!(list.starts_on <= day && day <= list.ends_on)) return { eligible: false, reason: "programme_not_running" };
   const key = await crypto.subtle.importKey("raw", fromHex(list.list_key), { name: "HMAC", hash: "SHA-256" },
