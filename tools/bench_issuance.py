@@ -220,7 +220,7 @@ def bare(pcscd: PrivatePcscd, cards: int, ctx: BatchContext) -> float:
     spent = 0.0
     with EmulatorProcess(pcscd.ports[:1], [blank(cards, 100_000)]):
         for _ in range(cards):
-            conn = source.next_card(stop)
+            conn = source.next_card(stop, 30.0)
             if conn is None:
                 raise SystemExit("no card came")
             start = time.perf_counter()

@@ -1,7 +1,7 @@
 """PC/SC readers as card sources for the station (the only issuance module that reaches pcsc).
 
-``PcscReaderSource.next_card`` waits for a card in short slices so a stop request is seen within
-half a second; ``release`` disconnects (unpowering the card) and waits until the card is taken
+``PcscReaderSource.next_card`` waits for a card in short slices, up to its timeout, so a stop request
+is seen within half a second; ``release`` disconnects (unpowering the card) and waits until the card is taken
 away, so the same card is not processed twice in a row by accident. A missing reader raises
 :class:`ReaderUnavailable`, which the worker turns into a pause.
 """
@@ -9,6 +9,7 @@ away, so the same card is not processed twice in a row by accident. A missing re
 from __future__ import annotations
 
 import threading
+import time
 
 from cardsvc.errors import CardTimeout, NoCard, ReaderUnavailable
 from cardsvc.transport import pcsc
@@ -27,11 +28,12 @@ class PcscReaderSource:
     def name(self) -> str:
         return self._reader
 
-    def next_card(self, stop: threading.Event) -> CardConnection | None:
+    def next_card(self, stop: threading.Event, timeout_s: float) -> CardConnection | None:
         self._stop = stop
-        while not stop.is_set():
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             try:
-                pcsc.wait_for_card(self._reader, WAIT_SLICE_S)
+                pcsc.wait_for_card(self._reader, min(WAIT_SLICE_S, left))
             except NoCard:
                 continue
             return pcsc.connect(self._reader)

@@ -1,11 +1,16 @@
 """The issuing station: one worker thread per reader, progress as events, clean stop, resume.
 
 A worker loops: hold a reservation (committed before any card is touched — with the database
-down no APDU is sent), wait for a card, run it through :class:`CardWorkflow`, let it go, report.
-Failures are reported and skipped; the next card continues. ``stop`` (Ctrl-C in the CLI) lets each
-worker finish its current card; an unused reservation is released for the next run. A reader that
-disappears pauses its worker (event ``paused``) while the others go on; it resumes when the reader
-is back.
+down no APDU is sent) and pre-sign its credential while no card is there, wait for a card, run it
+through :class:`CardWorkflow`, let it go, report. Failures are reported and skipped; the next card
+continues. ``stop`` (Ctrl-C in the CLI) lets each worker finish its current card; an unused
+reservation is released for the next run. A reader that disappears pauses its worker (event
+``paused``) while the others go on; it resumes when the reader is back.
+
+Every wait is bounded (:class:`Limits`): a worker that sees no card for ``card_wait_s``, or whose
+reader stays away for ``reader_wait_s``, gives its reservation back and ends with an ``error``
+event; :meth:`Station.join` is a watchdog — a worker stuck in one activity beyond its bound makes
+the station stop and, after ``stop_grace_s``, raise :class:`StationStuck` naming it.
 
 No rich/typer here: the CLI renders :class:`StationEvent` s.
 """
@@ -19,15 +24,33 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from cardsvc.errors import CardsvcError, ReaderUnavailable
+from cardsvc.errors import CardsvcError, IssuanceError, ReaderUnavailable
 from cardsvc.issuance.journal import Journal
-from cardsvc.issuance.workflow import CardOutcome, CardWorkflow, FaultPoint, OutcomeKind
+from cardsvc.issuance.workflow import CardOutcome, CardWorkflow, FaultPoint, OutcomeKind, Presigned
 from cardsvc.logging import get_logger
 from cardsvc.registry.cards import Card
 from cardsvc.transport.base import CardConnection
 
 log = get_logger(__name__)
 RETRY_S = 1.0
+WATCH_S = 0.25
+
+
+class StationStuck(IssuanceError):
+    """A worker overran the bound of what it was doing and did not stop when asked."""
+
+    code = "station_stuck"
+    hint = "check the reader and the database; `cardsvc batch recover` resolves what the worker held"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds (seconds) on each thing a worker waits for; :meth:`Station.join` enforces them."""
+
+    card_wait_s: float = 1800.0  # no card presented: give the reservation back, end the worker
+    reader_wait_s: float = 300.0  # reader unavailable this long: end the worker (others go on)
+    step_s: float = 120.0  # one reservation, one card (connect → issued) or one release
+    stop_grace_s: float = 30.0  # after a stop: how long a late worker may still take
 
 
 class CardSource(Protocol):
@@ -36,11 +59,12 @@ class CardSource(Protocol):
     @property
     def name(self) -> str: ...
 
-    def next_card(self, stop: threading.Event) -> CardConnection | None:
-        """Block until a card is present (``None`` once ``stop`` is set or no card will come)."""
+    def next_card(self, stop: threading.Event, timeout_s: float) -> CardConnection | None:
+        """Block until a card is present; ``None`` once ``stop`` is set, ``timeout_s`` passed, or
+        no card will come."""
 
     def release(self, conn: CardConnection) -> None:
-        """Disconnect and wait until the card is taken away (or fed out)."""
+        """Disconnect and wait (bounded) until the card is taken away (or fed out)."""
 
 
 class EventKind(StrEnum):
@@ -61,6 +85,18 @@ class StationEvent:
     elapsed_s: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What a worker is doing since when, and how long it may take."""
+
+    what: str
+    since: float
+    bound_s: float
+
+    def overrun(self, now: float) -> float:
+        return now - self.since - self.bound_s
+
+
 EventSink = Callable[[StationEvent], None]
 Mode = Callable[["Worker", CardConnection], CardOutcome]
 
@@ -70,7 +106,7 @@ class Worker:
 
     def __init__(self, source: CardSource, workflow: CardWorkflow, journal: Journal, emit: EventSink,
                  stop: threading.Event, *, recover_only: bool = False,
-                 until: Callable[[], bool] | None = None) -> None:
+                 until: Callable[[], bool] | None = None, limits: Limits | None = None) -> None:
         self.source = source
         self.workflow = workflow
         self.journal = journal
@@ -78,12 +114,26 @@ class Worker:
         self._stop = stop
         self._recover_only = recover_only
         self._until = until or (lambda: False)
+        self.limits = limits or Limits()
         self._held: Card | None = None
+        self._presigned: Presigned | None = None
         self.outcomes: list[CardOutcome] = []
+        self.activity = Activity("starting", time.monotonic(), self.limits.step_s)
 
     def event(self, kind: EventKind, outcome: CardOutcome | None = None, message: str = "",
               elapsed_s: float = 0.0) -> None:
         self._emit(StationEvent(self.source.name, kind, outcome, message, elapsed_s))
+
+    def doing(self, what: str, bound_s: float) -> None:
+        self.activity = Activity(what, time.monotonic(), bound_s)
+
+    def overdue(self, now: float) -> str | None:
+        """Why this worker is late, or ``None``."""
+        activity = self.activity
+        if activity.overrun(now) <= 0:
+            return None
+        return (f"{self.source.name}: {activity.what} for {now - activity.since:.1f} s "
+                f"(bound {activity.bound_s:g} s)")
 
     def run(self) -> None:
         """Loop until stopped or done. A crash (any non-cardsvc exception) leaves the reservation
@@ -92,37 +142,65 @@ class Worker:
         while not self._stop.is_set() and not self._until() and self._step():
             pass
         self._let_go()
+        self.doing("finished", float("inf"))
         self.event(EventKind.finished)
 
     def _step(self) -> bool:
         """One card; ``False`` when the batch (or the card source) has nothing left."""
         if not self._recover_only and self._held is None:
             try:
-                self._held = self.journal.reserve(self.workflow.ctx.batch)
+                if not self._reserve():
+                    return False
             except CardsvcError as exc:
                 self.event(EventKind.error, message=f"no reservation, no card touched: {exc.message}")
                 self._stop.wait(RETRY_S)
                 return True
-            if self._held is None:
-                return False
-            self.workflow.hook(FaultPoint.reserved, self._held.card_number)
         conn = self._next_card()
         if conn is None:
             return False
         self._handle(conn)
         return True
 
+    def _reserve(self) -> bool:
+        """Take a reservation and pre-sign its credential (no card is there yet); ``False`` when
+        no member is left."""
+        self.doing("reserving", self.limits.step_s)
+        self._held = self.journal.reserve(self.workflow.ctx.batch)
+        if self._held is None:
+            return False
+        self.workflow.hook(FaultPoint.reserved, self._held.card_number)
+        self._presigned = self.workflow.presign(self._held)
+        return True
+
     def _next_card(self) -> CardConnection | None:
+        """The next card; ``None`` on stop, when the source has no more, or after ``card_wait_s``."""
         self.event(EventKind.waiting)
-        while not self._stop.is_set():
+        self.doing("waiting for a card", self.limits.card_wait_s + self.limits.step_s)
+        deadline = time.monotonic() + self.limits.card_wait_s
+        gone_since: float | None = None
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
             try:
-                return self.source.next_card(self._stop)
+                conn = self.source.next_card(self._stop, left)
             except ReaderUnavailable as exc:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= self.limits.reader_wait_s:
+                    self._give_up(f"reader unavailable for {self.limits.reader_wait_s:g} s: {exc.message}")
+                    return None
                 self.event(EventKind.paused, message=f"reader unavailable: {exc.message}")
                 self._stop.wait(RETRY_S)
+                continue
+            if conn is not None or time.monotonic() < deadline:
+                return conn  # a card, or the source will have no more
+        if not self._stop.is_set():
+            self._give_up(f"no card presented within {self.limits.card_wait_s:g} s")
         return None
 
+    def _give_up(self, why: str) -> None:
+        held = " (its reservation is given back)" if self._held is not None else ""
+        self.event(EventKind.error, message=f"{why}; this reader stops{held} — rerun to resume")
+
     def _handle(self, conn: CardConnection) -> None:
+        self.doing("personalising a card", self.limits.step_s)
         started = time.perf_counter()
         try:
             outcome = self._run_card(conn)
@@ -130,7 +208,7 @@ class Worker:
         finally:
             self._release(conn)
         if outcome.used_reservation:
-            self._held = None
+            self._held = self._presigned = None
         self.outcomes.append(outcome)
         self.event(EventKind.outcome, outcome, outcome.reason, elapsed)
 
@@ -138,12 +216,13 @@ class Worker:
         try:
             if self._recover_only or self._held is None:
                 return self.workflow.resume(conn)
-            return self.workflow.process(conn, self._held)
+            return self.workflow.process(conn, self._held, self._presigned)
         except CardsvcError as exc:
             used = self._held is not None and self._held.state != "reserved"
             return CardOutcome(OutcomeKind.failed, None, f"{exc.code}: {exc.message}", used_reservation=used)
 
     def _release(self, conn: CardConnection) -> None:
+        self.doing("waiting for the card to be taken away", self.limits.card_wait_s + self.limits.step_s)
         try:
             self.source.release(conn)
         except CardsvcError as exc:
@@ -152,12 +231,13 @@ class Worker:
     def _let_go(self) -> None:
         if self._held is None:
             return
+        self.doing("giving the reservation back", self.limits.step_s)
         try:
             self.journal.release(self._held)
         except CardsvcError as exc:
             log.warning("%s: could not release reservation %s (%s); `batch recover` will void it",
                         self.source.name, self._held.card_number, exc.message)
-        self._held = None
+        self._held = self._presigned = None
 
 
 class Station:
@@ -167,6 +247,7 @@ class Station:
         self.workers = list(workers)
         self._stop = stop
         self._threads: list[threading.Thread] = []
+        self._late_since: float | None = None
 
     def start(self) -> Station:
         for worker in self.workers:
@@ -179,12 +260,31 @@ class Station:
         self._stop.set()
 
     def join(self, timeout_s: float | None = None) -> bool:
-        """Wait for the workers; ``True`` when all have finished."""
+        """Wait for the workers; ``True`` when all have finished, ``False`` when ``timeout_s`` ran
+        out first. Raises :class:`StationStuck` when a worker overran its bound and did not stop
+        within the grace period (so even ``timeout_s=None`` never waits forever)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        for thread in self._threads:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(remaining)
-        return not any(t.is_alive() for t in self._threads)
+        while alive := [t for t in self._threads if t.is_alive()]:
+            self._watch()
+            left = WATCH_S if deadline is None else min(WATCH_S, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            alive[0].join(left)
+        return True
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        running = (w for w, t in zip(self.workers, self._threads, strict=True) if t.is_alive())
+        late = [why for w in running if (why := w.overdue(now))]
+        if not late:
+            return
+        if self._late_since is None:
+            self._late_since = now
+            log.error("station: %s; stopping every worker", "; ".join(late))
+            self.stop()
+        grace = max(w.limits.stop_grace_s for w in self.workers)
+        if now - self._late_since > grace:
+            raise StationStuck(f"worker did not finish within its bound: {'; '.join(late)}")
 
     def run(self) -> list[CardOutcome]:
         self.start()

@@ -5,6 +5,10 @@ chip binding committed; each later arrow commits before the next card step. A ca
 already bound (torn, interrupted, presented twice) resumes from its recorded state. A card that is
 not blank and not ours is refused and never written.
 
+Signing is off the card's path: :meth:`CardWorkflow.presign` signs a reservation's credential
+while the reader still waits for a card (``iat`` = signing time); ``bind`` stores it if it is still
+fresh (≤ ``PRESIGN_MAX_AGE``), else signs anew.
+
 Fault points (``hook(point, card_number)``) run after each step; tests raise from them to simulate
 the station dying between steps.
 """
@@ -44,6 +48,7 @@ log = get_logger(__name__)
 TAP_PATH = "/t"
 # The credential's profile claim must be short (128 bytes in all): a code per shipped profile.
 CREDENTIAL_PROFILE_CODES = {"ntag424-dna": "n424", "fmcos-cpu": "fm12"}
+PRESIGN_MAX_AGE = dt.timedelta(minutes=2)  # older: the member's categories may have changed
 
 
 def credential_profile_code(profile_name: str) -> str:
@@ -73,6 +78,16 @@ class CardOutcome:
     card_number: str | None
     reason: str = ""
     used_reservation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Presigned:
+    """A reservation's credential, signed before its card arrived (not yet in the journal)."""
+
+    card_number: str
+    credential: bytes
+    issued_at: dt.datetime
+    expires_at: dt.datetime
 
 
 Hook = Callable[[FaultPoint, str], None]
@@ -118,8 +133,20 @@ class CardWorkflow:
 
     # --- entry points ------------------------------------------------------------------------
 
-    def process(self, conn: CardConnection, reservation: Card) -> CardOutcome:
-        """A presented card: resume it if its chip is known, else personalise it for ``reservation``."""
+    def presign(self, reservation: Card) -> Presigned | None:
+        """Sign ``reservation``'s credential now, while no card is on the reader (``None`` if the
+        member's categories cannot be read: :meth:`process` then signs at binding)."""
+        now = self._clock().replace(microsecond=0)
+        try:
+            return self._sign(reservation, now)
+        except CardsvcError as exc:
+            log.info("card %s: not pre-signed (%s); signing at binding", reservation.card_number, exc.code)
+            return None
+
+    def process(self, conn: CardConnection, reservation: Card, presigned: Presigned | None = None
+                ) -> CardOutcome:
+        """A presented card: resume it if its chip is known, else personalise it for ``reservation``
+        (with ``presigned``'s credential when it is this reservation's and still fresh)."""
         try:
             uid = self._identify(conn)
             known = self.journal.find_by_uid_hash(self.ctx.uid_hash(uid))
@@ -131,7 +158,7 @@ class CardWorkflow:
             return CardOutcome(kind, None, exc.message)
         if refusal:
             return CardOutcome(OutcomeKind.refused, None, refusal)
-        card = self._bind(reservation, uid)
+        card = self._bind(reservation, uid, presigned)
         outcome = self.complete(conn, card, uid)
         return CardOutcome(outcome.kind, outcome.card_number, outcome.reason, used_reservation=True)
 
@@ -179,15 +206,25 @@ class CardWorkflow:
         log.info("card %s presented again in state %s: resuming", card.card_number, state.value)
         return self.complete(conn, card, uid)
 
-    def _bind(self, reservation: Card, uid: bytes) -> Card:
-        now = self._clock().replace(microsecond=0)
+    def _sign(self, reservation: Card, now: dt.datetime) -> Presigned:
         expires = now + dt.timedelta(days=self.ctx.batch.valid_days)
         claims = CredentialClaims(
             issuer=self.ctx.issuer, card_number=reservation.card_number, issued_at=now, expires_at=expires,
             profile=credential_profile_code(self.ctx.batch.profile), key_version=self.ctx.batch.key_version,
             categories=self.journal.member_categories(reservation.member_id))
-        card = self.journal.bind(reservation, uid_hash=self.ctx.uid_hash(uid),
-                                 credential=self.ctx.sign(claims), issued_at=now, expires_at=expires)
+        return Presigned(reservation.card_number, self.ctx.sign(claims), now, expires)
+
+    def _fresh(self, reservation: Card, presigned: Presigned | None) -> Presigned:
+        now = self._clock().replace(microsecond=0)
+        if (presigned is not None and presigned.card_number == reservation.card_number
+                and dt.timedelta(0) <= now - presigned.issued_at <= PRESIGN_MAX_AGE):
+            return presigned
+        return self._sign(reservation, now)
+
+    def _bind(self, reservation: Card, uid: bytes, presigned: Presigned | None = None) -> Card:
+        signed = self._fresh(reservation, presigned)
+        card = self.journal.bind(reservation, uid_hash=self.ctx.uid_hash(uid), credential=signed.credential,
+                                 issued_at=signed.issued_at, expires_at=signed.expires_at)
         self.hook(FaultPoint.bound, card.card_number)
         return card
 

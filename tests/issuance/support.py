@@ -134,7 +134,8 @@ class QueueSource:
     def name(self) -> str:
         return self._name
 
-    def next_card(self, stop: threading.Event) -> CardConnection | None:
+    def next_card(self, stop: threading.Event, timeout_s: float = 0.0) -> CardConnection | None:
+        del timeout_s  # a queue never waits: empty means no card will come
         with self._lock:
             i = next(self._index)
         if stop.is_set() or i >= len(self._cards):

@@ -160,11 +160,11 @@ class UnpluggedSource(QueueSource):
         super().__init__(name, cards)
         self.gone = gone
 
-    def next_card(self, stop: threading.Event):  # type: ignore[no-untyped-def]
+    def next_card(self, stop: threading.Event, timeout_s: float = 0.0):  # type: ignore[no-untyped-def]
         if self.gone:
             self.gone -= 1
             raise ReaderUnavailable(f"{self.name}: reader unplugged")
-        return super().next_card(stop)
+        return super().next_card(stop, timeout_s)
 
 
 def test_unplugged_reader_pauses_its_worker_while_others_go_on(desk: Desk, monkeypatch) -> None:  # type: ignore[no-untyped-def]
