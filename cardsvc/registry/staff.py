@@ -6,8 +6,8 @@
 * A session id is 256 random bits handed to the browser once; the table keeps only its SHA-256.
   Sessions end after 30 idle minutes or 12 hours, whichever comes first, and on logout, on a
   password change and when the user is disabled.
-* A form nonce is claimed once per submitted form: a second submission of the same form is told
-  where the first one led instead of doing the work again.
+* A form nonce is recorded once per submitted form: a second submission of the same form is told
+  where the first one led instead of doing the work again (:meth:`StaffAccounts.once`).
 
 The role is a :class:`cardsvc.verification.roles.Role` value checked by the caller (this layer is
 below verification); a ``service_point`` user must be bound to a service point and a ``partner``
@@ -26,6 +26,7 @@ from functools import cached_property
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from cardsvc.errors import AuthenticationRequired, Conflict, InvalidRecord, NotFound
@@ -239,22 +240,28 @@ class StaffAccounts:
 
     # --- form nonces --------------------------------------------------------------------------
 
-    def claim_nonce(self, staff: Staff, nonce: str, work: Callable[[Session], str]) -> tuple[str, bool]:
-        """Run ``work`` once per form nonce, in the same transaction as the claim.
+    def once(self, staff: Staff, nonce: str, work: Callable[[], str]) -> tuple[str, bool]:
+        """Run ``work`` once per form nonce; returns ``(result, first)``.
 
-        Returns ``(result, first)``: the result of this run, or of the earlier one when the form
-        was submitted before (``first`` False); nothing is done twice.
+        A form submitted again (double click, back + resubmit, a retried request) gets the result
+        of its first submission (``first`` False) and nothing is done twice. ``work`` runs in its
+        own transactions (the workflow services own theirs); two submissions racing each other are
+        refused by the workflow's own state checks, and the loser's nonce row is not written.
         """
         if not nonce or len(nonce) > 64:
             raise InvalidRecord("form without a valid nonce", field="nonce")
-        with self._sessions() as session, session.begin():
+        with self._sessions() as session:
             earlier = repo.nonce(session, value=nonce)
             if earlier is not None:
                 return earlier.result, False
-            result = work(session)
-            repo.add(session, row=FormNonce(nonce=nonce, user_id=staff.id, used_at=self._clock(),
-                                            result=result[:500]))
-            return result, True
+        result = work()
+        try:
+            with self._sessions() as session, session.begin():
+                repo.add(session, row=FormNonce(nonce=nonce, user_id=staff.id, used_at=self._clock(),
+                                                result=result[:500]))
+        except IntegrityError:
+            log.info("form nonce recorded by a concurrent submission")
+        return result, True
 
 
 def _expired(row: StaffSession, now: dt.datetime) -> bool:

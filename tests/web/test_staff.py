@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, MetaData, text
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from cardsvc.config import get_settings
 from cardsvc.errors import Conflict, InvalidRecord
@@ -153,15 +153,27 @@ def test_a_form_nonce_runs_its_work_once(accounts: StaffAccounts) -> None:
     staff = accounts.authenticate("clerk1", PASSWORD)
     runs: list[int] = []
 
-    def work(session: Session) -> str:
+    def work() -> str:
         runs.append(1)
         return f"/done/{len(runs)}"
 
-    assert accounts.claim_nonce(staff, "n-1", work) == ("/done/1", True)
-    assert accounts.claim_nonce(staff, "n-1", work) == ("/done/1", False)
-    assert runs == [1]
+    assert accounts.once(staff, "n-1", work) == ("/done/1", True)
+    assert accounts.once(staff, "n-1", work) == ("/done/1", False)
+    assert accounts.once(staff, "n-2", work) == ("/done/2", True)
+    assert runs == [1, 1]
     with pytest.raises(InvalidRecord):
-        accounts.claim_nonce(staff, "", work)
+        accounts.once(staff, "", work)
+
+
+def test_failed_work_leaves_the_nonce_free(accounts: StaffAccounts) -> None:
+    staff = accounts.authenticate("clerk1", PASSWORD)
+
+    def failing() -> str:
+        raise Conflict("refused", reason="test")
+
+    with pytest.raises(Conflict):
+        accounts.once(staff, "n-3", failing)
+    assert accounts.once(staff, "n-3", lambda: "/ok") == ("/ok", True)
 
 
 @pytest.fixture
