@@ -1,4 +1,8 @@
-"""`cardsvc init`: create the data directory and bring the database schema to head."""
+"""`cardsvc init`: create the data directory and bring the database schema to head.
+
+``--dev`` also creates PII keys (development only); production creates keys in the key ceremony
+with ``keys init``, ``pii-keys create`` and ``card-keys create``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from cardsvc.config import Environment, get_settings
 from cardsvc.errors import ConfigError
 from cardsvc.registry.db import engine_for, upgrade_to_head
 from cardsvc.registry.keys import ensure_pii_keys
+
+PRODUCTION_KEY_STEPS = ("cardsvc keys init; cardsvc pii-keys create; "
+                        "cardsvc card-keys create --version 1")
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +47,9 @@ def init_command(
         result["pii_data_key_version"] = ensure_pii_keys(open_key_store(settings))
     if as_json:
         emit_json(result)
-    else:
-        for key, value in result.items():
-            console.print(f"{key}: {value}")
+        return
+    for key, value in result.items():
+        console.print(f"{key}: {value}")
+    if not dev:
+        console.print(f"keys are created once, in the key ceremony (docs/operations.md §3): "
+                      f"{PRODUCTION_KEY_STEPS}")
