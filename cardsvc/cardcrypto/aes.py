@@ -61,6 +61,62 @@ def _check_iv(iv: bytes) -> None:
         raise CryptoError(f"IV must be {BLOCK} bytes, got {len(iv)}")
 
 
+class AesKey:
+    """One AES-128 key with its ECB contexts made once, for a session's many short operations.
+
+    Making a cipher context costs ~6 µs, using one ~0.6 µs, and an EV2 session does two or three
+    one- or two-block operations per command. Results equal the module functions'. Not
+    thread-safe (the contexts are mutable): one object per session, used by one thread.
+    """
+
+    __slots__ = ("_decrypt", "_encrypt", "_k1", "_k2")
+
+    def __init__(self, key: bytes) -> None:
+        check_key(key)
+        cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - block primitive, modes built here
+        self._encrypt = cipher.encryptor()
+        self._decrypt = cipher.decryptor()
+        self._k1, self._k2 = cmac_subkeys(self._encrypt.update(ZERO_BLOCK))
+
+    def __repr__(self) -> str:
+        return "AesKey(<key hidden>)"
+
+    def ecb_encrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        return self._encrypt.update(data)
+
+    def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
+        """CBC without padding: each block encrypted after XOR with the previous ciphertext."""
+        _check_iv(iv)
+        _check_blocks(data)
+        blocks, previous = [], iv
+        for start in range(0, len(data), BLOCK):
+            previous = self._encrypt.update(xor(previous, data[start : start + BLOCK]))
+            blocks.append(previous)
+        return b"".join(blocks)
+
+    def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
+        """All blocks decrypted at once, then XORed with the previous ciphertext (or the IV)."""
+        _check_iv(iv)
+        _check_blocks(data)
+        if not data:
+            return b""
+        return xor(self._decrypt.update(data), iv + data[:-BLOCK])
+
+    def cmac(self, data: bytes) -> bytes:
+        """AES-CMAC (SP 800-38B §6.2): the last block XOR K1 when complete, else padded XOR K2."""
+        tail = len(data) % BLOCK if data else 0
+        if data and not tail:
+            body, last = data[:-BLOCK], xor(data[-BLOCK:], self._k1)
+        else:
+            cut = len(data) - tail
+            body, last = data[:cut], xor(pad_m2(data[cut:]), self._k2)
+        return self.cbc_encrypt(ZERO_BLOCK, body + last)[-BLOCK:]
+
+    def cmac_t(self, data: bytes) -> bytes:
+        return truncate_mac(self.cmac(data))
+
+
 def cmac(key: bytes, data: bytes) -> bytes:
     """The full 16-byte AES-CMAC of ``data``."""
     check_key(key)

@@ -75,10 +75,12 @@ class SecureMessaging:
     mac_key: bytes = field(repr=False)
     ti: bytes
     cmd_ctr: int = 0
+    _enc: aes.AesKey = field(init=False, repr=False, compare=False)  # contexts made once per session
+    _mac: aes.AesKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        aes.check_key(self.enc_key)
-        aes.check_key(self.mac_key)
+        self._enc = aes.AesKey(self.enc_key)
+        self._mac = aes.AesKey(self.mac_key)
         if len(self.ti) != TI_SIZE:
             raise CryptoError(f"TI is {TI_SIZE} bytes, got {len(self.ti)}")
 
@@ -145,25 +147,25 @@ class SecureMessaging:
         return (self.cmd_ctr + offset).to_bytes(2, "little")
 
     def _command_iv(self) -> bytes:
-        return aes.ecb_encrypt(self.enc_key, _SV1_LABEL + self.ti + self._ctr() + bytes(8))
+        return self._enc.ecb_encrypt(_SV1_LABEL + self.ti + self._ctr() + bytes(8))
 
     def _response_iv(self) -> bytes:
-        return aes.ecb_encrypt(self.enc_key, _SV2_LABEL + self.ti + self._ctr(1) + bytes(8))
+        return self._enc.ecb_encrypt(_SV2_LABEL + self.ti + self._ctr(1) + bytes(8))
 
     def _command_mac(self, cmd: int, payload: bytes) -> bytes:
-        return aes.cmac_t(self.mac_key, bytes((cmd,)) + self._ctr() + self.ti + payload)
+        return self._mac.cmac_t(bytes((cmd,)) + self._ctr() + self.ti + payload)
 
     def _response_mac(self, rc: int, payload: bytes) -> bytes:
-        return aes.cmac_t(self.mac_key, bytes((rc,)) + self._ctr(1) + self.ti + payload)
+        return self._mac.cmac_t(bytes((rc,)) + self._ctr(1) + self.ti + payload)
 
     def _encrypt(self, data: bytes, iv: bytes) -> bytes:
-        return aes.cbc_encrypt(self.enc_key, iv, aes.pad_m2(data)) if data else b""
+        return self._enc.cbc_encrypt(iv, aes.pad_m2(data)) if data else b""
 
     def _decrypt(self, data: bytes, iv: bytes) -> bytes:
         if not data:
             return b""
         try:
-            return aes.unpad_m2(aes.cbc_decrypt(self.enc_key, iv, data))
+            return aes.unpad_m2(self._enc.cbc_decrypt(iv, data))
         except CryptoError as exc:
             raise CardIntegrityError("encrypted data is not well formed") from exc
 
