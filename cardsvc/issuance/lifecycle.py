@@ -11,16 +11,25 @@ Status machine of an issued card (``live`` = still the member's one card):
 Suspended, lost and revoked cards are on the revocation list of the next trust bundle
 (:func:`cardsvc.registry.card_repo.revoked_card_numbers`). A reservation not yet written can only be
 revoked, which voids it (its number is burned).
+
+Concurrency: every status change is a compare-and-set on the status that was read and checked
+(:func:`cardsvc.registry.card_repo.set_status`), so of two clerks acting on one card at once the
+second gets :class:`~cardsvc.errors.Conflict` (reason ``status_changed``) instead of silently undoing
+the first — a revoked card can never come back through a racing suspend/resume. Database failures
+surface as :class:`~cardsvc.issuance.journal.DatabaseUnavailable`, constraint violations as
+``Conflict``; nothing from SQLAlchemy leaves this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from cardsvc.errors import IssuanceError
+from cardsvc.errors import Conflict, IssuanceError
 from cardsvc.issuance.journal import Clock, Journal
 from cardsvc.issuance.numbering import check_card_number
 from cardsvc.logging import get_logger
@@ -86,7 +95,7 @@ class LifecycleService:
         self._journal = Journal(sessions, actor=actor, clock=clock)
 
     def show(self, card_number: str) -> CardView:
-        with self._sessions() as session:
+        with self._journal.transaction() as session:
             card = card_repo.get_card(session, card_number=check_card_number(card_number))
             batch = card_repo.get_batch_by_id(session, batch_id=card.batch_id)
             return CardView(
@@ -116,13 +125,25 @@ class LifecycleService:
         return self._replace("renew", card_number, batch_label, reason)
 
     def revoked_card_numbers(self) -> list[str]:
-        with self._sessions() as session:
+        with self._journal.transaction() as session:
             return card_repo.revoked_card_numbers(session)
 
     # --- internals ---------------------------------------------------------------------------
 
+    @contextmanager
+    def _transaction(self, card_number: str) -> Iterator[Session]:
+        """One committed change; database failures leave the error tree as :class:`DatabaseUnavailable`
+        (via the Journal) and constraint violations as :class:`Conflict`."""
+        try:
+            with self._journal.transaction() as session:
+                yield session
+        except IntegrityError as exc:
+            raise Conflict(f"card {card_number}: the change conflicts with a concurrent one",
+                           reason="concurrent_change",
+                           hint="`cardsvc card show` gives the card's status now") from exc
+
     def _change(self, action: str, card_number: str, reason: str) -> LifecycleChange:
-        with self._sessions() as session, session.begin():
+        with self._transaction(card_number) as session:
             card = card_repo.get_card(session, card_number=check_card_number(card_number))
             if action == "revoke" and card.state == JournalState.reserved:
                 change = self._void_reservation(session, card, reason)
@@ -134,22 +155,23 @@ class LifecycleService:
     def _set_status(self, session: Session, card: Card, action: str, reason: str) -> LifecycleChange:
         before = self._check(card, action)
         to = _TO[action]
-        card_repo.set_status(session, card=card, status=to, live=to is not CardStatus.revoked,
-                             actor=self._actor, action=action, detail=reason, now=self._clock())
+        card_repo.set_status(session, card=card, expected=before, status=to,
+                             live=to is not CardStatus.revoked, actor=self._actor, action=action,
+                             detail=reason, now=self._clock())
         return LifecycleChange(action, card.card_number, _member(session, card).public_id,
-                               before, to.value, self._actor, reason)
+                               before.value, to.value, self._actor, reason)
 
     def _replace(self, action: str, card_number: str, batch_label: str | None,
                  reason: str) -> LifecycleChange:
-        with self._sessions() as session, session.begin():
+        with self._transaction(card_number) as session:
             old = card_repo.get_card(session, card_number=check_card_number(card_number))
             before = self._check(old, action)
-            card_repo.set_status(session, card=old, status=CardStatus.revoked, live=False, actor=self._actor,
-                                 action=action, detail=reason or action, now=self._clock())
+            card_repo.set_status(session, card=old, expected=before, status=CardStatus.revoked, live=False,
+                                 actor=self._actor, action=action, detail=reason or action, now=self._clock())
             batch = (card_repo.get_batch(session, label=batch_label) if batch_label
                      else card_repo.get_batch_by_id(session, batch_id=old.batch_id))
             new = self._journal.reserve_for_member(session, batch, old.member_id, replaces=old)
-            change = LifecycleChange(action, old.card_number, _member(session, old).public_id, before,
+            change = LifecycleChange(action, old.card_number, _member(session, old).public_id, before.value,
                                      CardStatus.revoked.value, self._actor, reason, new.card_number)
             self._audit(session, change)
         return self._report(change)
@@ -163,14 +185,14 @@ class LifecycleService:
                                "voided", self._actor, reason)
 
     @staticmethod
-    def _check(card: Card, action: str) -> str:
+    def _check(card: Card, action: str) -> CardStatus:
         if card.state != JournalState.issued or card.status is None:
             raise IssuanceError(f"card {card.card_number} is {card.state}, not issued: cannot {action}",
                                 hint="`cardsvc batch recover` resolves cards still in the journal")
         status = CardStatus(card.status)
         if status not in _FROM[action]:
             raise IssuanceError(f"card {card.card_number} is {status.value}: cannot {action}")
-        return status.value
+        return status
 
     def _report(self, change: LifecycleChange) -> LifecycleChange:
         log.info("card %s: %s (%s → %s)%s", change.card_number, change.action, change.from_status,

@@ -231,15 +231,26 @@ def move_state(session: Session, *, card: Card, expected: JournalState, values: 
     return card
 
 
-def set_status(session: Session, *, card: Card, status: CardStatus, live: bool, actor: str,
-               action: str, detail: str = "", now: dt.datetime) -> Card:
-    """Change an issued card's lifecycle status (the caller has locked/checked the row)."""
-    before = str(card.status) if card.status else ""
-    card.status, card.live, card.updated_at = status, live, now
-    session.add(card)
-    session.flush()
-    add_event(session, card_id=_id(card), action=action, from_state=before, to_state=status.value,
+def set_status(session: Session, *, card: Card, expected: CardStatus, status: CardStatus, live: bool,
+               actor: str, action: str, detail: str = "", now: dt.datetime) -> Card:
+    """Compare-and-set an issued card's lifecycle status and record the change.
+
+    One ``UPDATE … WHERE id AND state = 'issued' AND status = :expected``: the status the caller read
+    and checked. A concurrent change committed in between (or holding the row on PostgreSQL until it
+    commits) leaves no row to update, and :class:`Conflict` says so — the later change never
+    overwrites the earlier one.
+    """
+    statement = (update(CARD).where(CARD.c.id == card.id, CARD.c.state == JournalState.issued.value,
+                                    CARD.c.status == expected.value)
+                 .values(status=status.value, live=live, updated_at=now))
+    if session.connection().execute(statement).rowcount != 1:
+        raise Conflict(f"card {card.card_number} changed concurrently (it is no longer {expected.value}): "
+                       f"cannot {action}", reason="status_changed",
+                       hint="`cardsvc card show` gives its status now; retry if the change still applies")
+    add_event(session, card_id=_id(card), action=action, from_state=expected.value, to_state=status.value,
               actor=actor, detail=detail)
+    for key, value in (("status", status), ("live", live), ("updated_at", now)):
+        set_committed_value(card, key, value)  # mirror the row without a re-read
     return card
 
 
