@@ -3,8 +3,9 @@
 The server serves ``cardsvc/web/static/js/offline/*.js`` under ``/js/offline/`` and an empty page at
 ``/``, so the modules run in a secure context (``http://127.0.0.1``) with WebCrypto and IndexedDB.
 ``POST /v1/checkins/sync`` is a stand-in for the real route with its idempotency contract (one
-record per ``Idempotency-Key``; a repeated key answers ``duplicate``); ``drop_next`` makes it
-record a batch and then cut the connection without answering, as a lost response would.
+record per ``Idempotency-Key``; a repeated key answers ``duplicate``), or, with ``upstream`` set,
+forwards ``/v1/…`` to a real cardsvc server; ``drop_next`` makes it record (or forward) a batch
+and then cut the connection without answering, as a lost response would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -34,6 +36,7 @@ class SyncLedger:
     records: dict[str, dict[str, str]] = field(default_factory=dict)
     requests: list[list[str]] = field(default_factory=list)
     drop_next: int = 0
+    upstream: str | None = None  # forward /v1/… to this real server instead of answering here
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -41,6 +44,7 @@ class SyncLedger:
             self.records.clear()
             self.requests.clear()
             self.drop_next = 0
+            self.upstream = None
 
     def answer(self, body: dict[str, object]) -> list[dict[str, object]]:
         items = body["items"]
@@ -70,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/":
             self._send(200, "text/html; charset=utf-8", PAGE)
             return
+        if self.path.startswith("/v1/") and self.ledger.upstream is not None:
+            self._send(*self._forward("GET"))
+            return
         name = self.path.removeprefix("/js/offline/")
         target = MODULES / name
         if name == self.path or "/" in name or not target.is_file():
@@ -81,14 +88,27 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/checkins/sync":
             self._send(404, "text/plain", b"not found")
             return
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answers = self.ledger.answer(body)
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.ledger.upstream is not None:
+            status, content_type, answer = self._forward("POST", raw)
+            self.ledger.requests.append([str(i["idempotency_key"]) for i in json.loads(raw)["items"]])
+        else:
+            answers = self.ledger.answer(json.loads(raw))
+            status, content_type, answer = 200, "application/json", json.dumps(answers).encode()
         if self.ledger.drop_next:
             self.ledger.drop_next -= 1
             self.close_connection = True
             self.connection.close()  # recorded, never answered: a lost response
             return
-        self._send(200, "application/json", json.dumps(answers).encode())
+        self._send(status, content_type, answer)
+
+    def _forward(self, method: str, body: bytes | None = None) -> tuple[int, str, bytes]:
+        """The request as the real server answers it (same path, body and Authorization)."""
+        assert self.ledger.upstream is not None
+        headers = {k: v for k, v in self.headers.items() if k.lower() in {"authorization", "content-type"}}
+        url = self.ledger.upstream + self.path
+        reply = httpx.request(method, url, content=body, headers=headers, timeout=30)
+        return reply.status_code, reply.headers.get("content-type", "application/octet-stream"), reply.content
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
