@@ -108,7 +108,7 @@ def test_card_keys_for_one_profile_and_an_interrupted_run(cli: Cli) -> None:
     resumed = _json(cli("card-keys", "create", "--version", "2", "--profile", "ntag424-dna", "--json"))
     assert resumed["skipped"] == ["ntag424_sdm_file_read"]
     assert set(resumed["created"]) == NTAG_ROLES - {"ntag424_sdm_file_read"}
-    with pytest.raises(KeyStoreError, match="no profile nope"):
+    with pytest.raises(ConfigError, match="no profile nope"):
         cli("card-keys", "list", "--profile", "nope")
 
 

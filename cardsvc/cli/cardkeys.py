@@ -18,7 +18,7 @@ from cardsvc.cli.keys import Pkcs11Module, Pkcs11Token, open_store
 from cardsvc.cli.output import console, emit_json, emit_table
 from cardsvc.config import get_settings
 from cardsvc.credential.keystore import KeyStore, SecretVersion
-from cardsvc.errors import KeyStoreError
+from cardsvc.errors import ConfigError, KeyStoreError
 from cardsvc.issuance.keys import (
     MASTER_KEY_SIZE,
     MASTER_PREFIX,
@@ -46,7 +46,7 @@ def installed_profiles(names: Iterable[str] | None = None) -> dict[str, Profile]
         return profiles
     unknown = sorted(set(names) - set(profiles))
     if unknown:
-        raise KeyStoreError(f"no profile {', '.join(unknown)}; installed: {', '.join(sorted(profiles))}")
+        raise ConfigError(f"no profile {', '.join(unknown)}; installed: {', '.join(sorted(profiles))}")
     return {name: profiles[name] for name in names}
 
 
