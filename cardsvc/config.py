@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cardsvc.errors import ConfigError
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     pkcs11_module: Path | None = None
     pkcs11_token: str = ""
     pkcs11_pin: SecretStr = SecretStr("")
+
+    @field_validator("pkcs11_module", mode="before")
+    @classmethod
+    def _empty_module_is_unset(cls, value: object) -> object:
+        """``CARDSVC_PKCS11_MODULE=`` (e.g. compose's ``${VAR:-}``) means the file store."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

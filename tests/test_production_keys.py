@@ -135,6 +135,7 @@ def test_init_dev_stays_refused_in_production(cli: Cli) -> None:
 
 def test_settings_choose_the_key_store(tmp_path: Path) -> None:
     assert pkcs11_config(get_settings(data_dir=tmp_path)) is None
+    assert pkcs11_config(get_settings(data_dir=tmp_path, pkcs11_module="")) is None  # compose's ${X:-}
     with pytest.raises(ConfigError, match="CARDSVC_KEY_PASSPHRASE must be set"):
         get_settings(env="production", data_dir=tmp_path)
     with pytest.raises(ConfigError, match="CARDSVC_PKCS11_TOKEN and CARDSVC_PKCS11_PIN"):
