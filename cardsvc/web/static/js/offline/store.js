@@ -126,7 +126,7 @@ class OfflineStore {
     const item = { idempotencyKey, programme, qr, checkedInAt: checkedInAt.toISOString(), queuedAt: Date.now() };
     await transact(this.db, [QUEUE], "readwrite", (s) => { s[QUEUE].put(item); });
     await this.refresh();
-    if (this.autoSync && navigator.onLine) this.sync();
+    if (this.autoSync && navigator.onLine) this.sync().catch(() => {}); // state carries any error
     return item;
   }
 
@@ -208,8 +208,8 @@ class OfflineStore {
   }
 
   watchConnectivity(target = globalThis) {
-    const online = () => { this.sync(); };
-    const offline = () => { this.refresh(); };
+    const online = () => { this.sync().catch(() => {}); };
+    const offline = () => { this.refresh().catch(() => {}); };
     target.addEventListener("online", online);
     target.addEventListener("offline", offline);
     this.autoSync = true;
