@@ -5,11 +5,18 @@
 credential (``UC1:`` + base45, rendered by :mod:`cardsvc.credential.qr`), the card number in groups
 of four, the masked name and the organisation. A CJK TrueType font is embedded (subset) so the
 sheet prints the same anywhere. Only issued, active cards are printed.
+
+Files and records agree: the PDF or QR images are written under temporary names beside their
+targets, the print records commit, and only then are the files renamed into place (atomic within a
+directory); if rendering, recording or the commit fails the temporary files are removed and nothing
+is left that looks printed but is not recorded.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -122,20 +129,49 @@ def _draw_face(pdf: FPDF, face: CardFace, x: float, y: float, *, border: bool) -
     pdf.cell(width, 6, grouped(face.card_number))
 
 
-def write_qr_files(faces: Sequence[CardFace], directory: Path, fmt: str) -> list[Path]:
-    """One ``<card number>.png`` or ``.svg`` per card."""
+class StagedFiles:
+    """Files written beside their targets under temporary names, published by an atomic rename only
+    after the print records commit (:meth:`publish`); on any failure they are removed on exit, so a
+    print is on disk if and only if it is recorded."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for temp, _target in self._pending:
+            temp.unlink(missing_ok=True)
+        self._pending.clear()
+
+    def write(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+        self._pending.append((temp, target))
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+
+    def publish(self) -> list[Path]:
+        """Rename every staged file onto its target (same directory: atomic on POSIX)."""
+        published = []
+        while self._pending:
+            temp, target = self._pending.pop(0)
+            temp.replace(target)
+            published.append(target)
+        return published
+
+
+def stage_qr_files(faces: Sequence[CardFace], directory: Path, fmt: str, staged: StagedFiles) -> None:
+    """One ``<card number>.png`` or ``.svg`` per card, staged until the print is recorded."""
     if fmt not in ("png", "svg"):
         raise ConfigError(f"QR format must be png or svg, not {fmt!r}")
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
     for face in faces:
-        path = directory / f"{face.card_number}.{fmt}"
-        if fmt == "png":
-            path.write_bytes(render_qr_png(face.qr_text))
-        else:
-            path.write_text(render_qr_svg(face.qr_text), encoding="utf-8")
-        written.append(path)
-    return written
+        data = render_qr_png(face.qr_text) if fmt == "png" else render_qr_svg(face.qr_text).encode("utf-8")
+        staged.write(directory / f"{face.card_number}.{fmt}", data)
 
 
 class PrintService:
@@ -147,19 +183,23 @@ class PrintService:
         self._font = font
 
     def export_sheet(self, label: str, target: Path, layout: Layout = Layout.a4) -> PrintReport:
-        with self._sessions() as session, session.begin():
-            cards = self._printable(session, label)
-            target.write_bytes(render_sheet([_face(session, c) for c in cards], layout,
-                                            self._font or find_font()))
-            reprints = self._record(session, cards, "sheet", str(target))
+        with StagedFiles() as staged:
+            with self._sessions() as session, session.begin():
+                cards = self._printable(session, label)
+                staged.write(target, render_sheet([_face(session, c) for c in cards], layout,
+                                                  self._font or find_font()))
+                reprints = self._record(session, cards, "sheet", str(target))
+            staged.publish()  # only a committed print reaches its file name
         log.info("printed %d cards of batch %s to %s (%d reprints)", len(cards), label, target.name, reprints)
         return PrintReport(target, len(cards), reprints)
 
     def export_qr(self, label: str, directory: Path, fmt: str = "png") -> PrintReport:
-        with self._sessions() as session, session.begin():
-            cards = self._printable(session, label)
-            write_qr_files([_face(session, c) for c in cards], directory, fmt)
-            reprints = self._record(session, cards, "qr", str(directory))
+        with StagedFiles() as staged:
+            with self._sessions() as session, session.begin():
+                cards = self._printable(session, label)
+                stage_qr_files([_face(session, c) for c in cards], directory, fmt, staged)
+                reprints = self._record(session, cards, "qr", str(directory))
+            staged.publish()
         return PrintReport(directory, len(cards), reprints)
 
     @staticmethod
