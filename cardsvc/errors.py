@@ -38,6 +38,7 @@ The CLI maps the tree to exit codes in one table, the API to HTTP status in one 
     │   └── PiiIntegrityError            an encrypted personal field does not open for its row/field
     ├── IssuanceError                    journal/batch workflow refused a step
     ├── AuditIntegrityError              the audit hash chain does not verify (names the first bad row)
+    ├── ServerUnavailable                a cardsvc server did not answer or failed (5xx), e.g. for `tap`
     └── AccessError
         ├── AuthenticationRequired       no or bad credentials
         ├── PermissionDenied             the role may not do this
@@ -332,6 +333,13 @@ class AuditIntegrityError(CardsvcError):
 
 
 # --- access ------------------------------------------------------------------------------------
+
+
+class ServerUnavailable(CardsvcError):
+    """The cardsvc server could not be reached, timed out, or answered with a server error."""
+
+    code = "server_unavailable"
+    hint = "check the server URL and the network; the server's log says more about a 5xx"
 
 
 class AccessError(CardsvcError):
