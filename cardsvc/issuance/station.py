@@ -2,7 +2,8 @@
 
 A worker loops: hold a reservation (committed before any card is touched — with the database
 down no APDU is sent) and pre-sign its credential while no card is there, wait for a card, run it
-through :class:`CardWorkflow`, let it go, report. Failures are reported and skipped; the next card
+through :class:`CardWorkflow` up to ``verified``, let it go while a helper thread commits
+``issued`` (no card step follows ``verified``), report. Failures are reported and skipped; the next card
 continues. ``stop`` (Ctrl-C in the CLI) lets each worker finish its current card; an unused
 reservation is released for the next run. A reader that disappears pauses its worker (event
 ``paused``) while the others go on; it resumes when the reader is back.
@@ -20,7 +21,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -117,6 +120,7 @@ class Worker:
         self.limits = limits or Limits()
         self._held: Card | None = None
         self._presigned: Presigned | None = None
+        self._issuer: ThreadPoolExecutor | None = None
         self.outcomes: list[CardOutcome] = []
         self.activity = Activity("starting", time.monotonic(), self.limits.step_s)
 
@@ -139,8 +143,12 @@ class Worker:
         """Loop until stopped or done. A crash (any non-cardsvc exception) leaves the reservation
         held, as a killed process would: ``batch recover`` resolves it."""
         self.event(EventKind.started)
-        while not self._stop.is_set() and not self._until() and self._step():
-            pass
+        try:
+            while not self._stop.is_set() and not self._until() and self._step():
+                pass
+        finally:
+            if self._issuer is not None:
+                self._issuer.shutdown(wait=False)
         self._let_go()
         self.doing("finished", float("inf"))
         self.event(EventKind.finished)
@@ -205,8 +213,10 @@ class Worker:
         try:
             outcome = self._run_card(conn)
             elapsed = time.perf_counter() - started  # the card's own time, not the clerk's swap
+            issuing = self._issue_while_releasing(outcome)
         finally:
             self._release(conn)
+        outcome = self._settle(outcome, issuing)
         if outcome.used_reservation:
             self._held = self._presigned = None
         self.outcomes.append(outcome)
@@ -216,10 +226,32 @@ class Worker:
         try:
             if self._recover_only or self._held is None:
                 return self.workflow.resume(conn)
-            return self.workflow.process(conn, self._held, self._presigned)
+            return self.workflow.process(conn, self._held, self._presigned, defer_issue=True)
         except CardsvcError as exc:
             used = self._held is not None and self._held.state != "reserved"
             return CardOutcome(OutcomeKind.failed, None, f"{exc.code}: {exc.message}", used_reservation=used)
+
+    def _issue_while_releasing(self, outcome: CardOutcome) -> Future[Card] | None:
+        if outcome.pending_issue is None:
+            return None
+        if self._issuer is None:
+            self._issuer = ThreadPoolExecutor(1, thread_name_prefix=f"issue:{self.source.name}")
+        return self._issuer.submit(self.workflow.finish, outcome.pending_issue)
+
+    def _settle(self, outcome: CardOutcome, issuing: Future[Card] | None) -> CardOutcome:
+        """Wait (bounded) for the ``issued`` commit; a failure leaves the card ``verified`` for
+        ``batch recover``. Anything but a cardsvc error (a simulated crash) propagates."""
+        if issuing is None:
+            return outcome
+        self.doing("committing issued", self.limits.step_s)
+        try:
+            issuing.result(timeout=self.limits.step_s)
+        except (CardsvcError, FutureTimeout) as exc:
+            why = f"{exc.code}: {exc.message}" if isinstance(exc, CardsvcError) else "timed out"
+            return CardOutcome(OutcomeKind.failed, outcome.card_number,
+                               f"verified, but recording it issued failed ({why}); `cardsvc batch recover` "
+                               "issues it", used_reservation=outcome.used_reservation)
+        return replace(outcome, pending_issue=None)
 
     def _release(self, conn: CardConnection) -> None:
         self.doing("waiting for the card to be taken away", self.limits.card_wait_s + self.limits.step_s)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cardsvc.credential.claims import CredentialClaims
@@ -78,6 +78,7 @@ class CardOutcome:
     card_number: str | None
     reason: str = ""
     used_reservation: bool = False
+    pending_issue: Card | None = None  # verified; its last arrow is left to the caller (finish)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +144,19 @@ class CardWorkflow:
             log.info("card %s: not pre-signed (%s); signing at binding", reservation.card_number, exc.code)
             return None
 
-    def process(self, conn: CardConnection, reservation: Card, presigned: Presigned | None = None
-                ) -> CardOutcome:
+    def process(self, conn: CardConnection, reservation: Card, presigned: Presigned | None = None, *,
+                defer_issue: bool = False) -> CardOutcome:
         """A presented card: resume it if its chip is known, else personalise it for ``reservation``
-        (with ``presigned``'s credential when it is this reservation's and still fresh)."""
+        (with ``presigned``'s credential when it is this reservation's and still fresh).
+
+        ``defer_issue``: stop at ``verified`` (committed) and hand the card back as
+        ``pending_issue``; the caller commits ``issued`` with :meth:`finish` while the card is let go
+        (no card step follows ``verified``; a crash in between is finished by recovery)."""
         try:
             uid = self._identify(conn)
             known = self.journal.find_by_uid_hash(self.ctx.uid_hash(uid))
             if known is not None:
-                return self._recognised(conn, known, uid)
+                return self._recognised(conn, known, uid, defer_issue=defer_issue)
             refusal = self._refusal(conn)
         except CardError as exc:
             kind = OutcomeKind.failed if isinstance(exc, TransportError) else OutcomeKind.refused
@@ -159,8 +164,7 @@ class CardWorkflow:
         if refusal:
             return CardOutcome(OutcomeKind.refused, None, refusal)
         card = self._bind(reservation, uid, presigned)
-        outcome = self.complete(conn, card, uid)
-        return CardOutcome(outcome.kind, outcome.card_number, outcome.reason, used_reservation=True)
+        return replace(self.complete(conn, card, uid, defer_issue=defer_issue), used_reservation=True)
 
     def resume(self, conn: CardConnection) -> CardOutcome:
         """Recovery: a presented card is only ever resumed, never bound to a new reservation."""
@@ -191,7 +195,8 @@ class CardWorkflow:
         return (f"card is not blank ({report.state.value}: {report.detail}) and not in the journal: "
                 "personalised elsewhere; it was not touched")
 
-    def _recognised(self, conn: CardConnection, card: Card, uid: bytes) -> CardOutcome:
+    def _recognised(self, conn: CardConnection, card: Card, uid: bytes, *, defer_issue: bool = False
+                    ) -> CardOutcome:
         state = JournalState(card.state)
         if state is JournalState.issued:
             return CardOutcome(OutcomeKind.already_issued, card.card_number,
@@ -204,7 +209,7 @@ class CardWorkflow:
             return CardOutcome(OutcomeKind.refused, card.card_number,
                                f"card {card.card_number} belongs to another batch; recover that batch")
         log.info("card %s presented again in state %s: resuming", card.card_number, state.value)
-        return self.complete(conn, card, uid)
+        return self.complete(conn, card, uid, defer_issue=defer_issue)
 
     def _sign(self, reservation: Card, now: dt.datetime) -> Presigned:
         expires = now + dt.timedelta(days=self.ctx.batch.valid_days)
@@ -228,10 +233,12 @@ class CardWorkflow:
         self.hook(FaultPoint.bound, card.card_number)
         return card
 
-    def complete(self, conn: CardConnection, card: Card, uid: bytes) -> CardOutcome:
-        """Walk a bound card from its recorded state to ``issued``; errors decide failed/spoiled."""
+    def complete(self, conn: CardConnection, card: Card, uid: bytes, *, defer_issue: bool = False
+                 ) -> CardOutcome:
+        """Walk a bound card from its recorded state to ``issued`` (``verified`` with
+        ``defer_issue``); errors decide failed/spoiled."""
         try:
-            card = self._walk(conn, card, uid)
+            card = self._walk(conn, card, uid, defer_issue=defer_issue)
         except (CardSpoiled, WrongKey, AuthenticationDelay, CredentialError) as exc:
             return self._spoil(card, exc)
         except CardIntegrityError as exc:
@@ -240,16 +247,22 @@ class CardWorkflow:
             return self._spoil(card, exc)
         except (CardError, IssuanceError) as exc:
             return CardOutcome(OutcomeKind.failed, card.card_number, exc.message)
-        return CardOutcome(OutcomeKind.issued, card.card_number)
+        pending = card if JournalState(card.state) is JournalState.verified else None
+        return CardOutcome(OutcomeKind.issued, card.card_number, pending_issue=pending)
 
-    def _walk(self, conn: CardConnection, card: Card, uid: bytes) -> Card:
+    def finish(self, card: Card) -> Card:
+        """verified → issued: the last arrow, no card step after it."""
+        card = self.journal.issued(card)
+        self.hook(FaultPoint.issued, card.card_number)
+        return card
+
+    def _walk(self, conn: CardConnection, card: Card, uid: bytes, *, defer_issue: bool = False) -> Card:
         if card.state == JournalState.writing:
             card = self._write(conn, card, uid)
         if card.state == JournalState.written:
             card = self._verify(conn, card, uid)
-        if card.state == JournalState.verified:
-            card = self.journal.issued(card)
-            self.hook(FaultPoint.issued, card.card_number)
+        if card.state == JournalState.verified and not defer_issue:
+            card = self.finish(card)
         return card
 
     def _plan(self, card: Card) -> PersonalisationPlan:
