@@ -139,3 +139,38 @@ def test_a_source_that_ignores_stop_and_timeout_makes_the_station_fail_loudly(de
     while not any(e.kind is EventKind.finished for e in events) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert held_reservations(desk) == [None]  # once let go, the worker still gives its reservation back
+
+
+def test_database_lost_at_the_last_arrow_reports_failed_and_recover_issues_it(desk: Desk) -> None:
+    """'issued' is committed while the card is let go: if that commit fails, the card stays
+    'verified' (fully checked) and is reported failed; `batch recover` finishes it without the card."""
+    from cardsvc.issuance.recovery import Recovery
+    from cardsvc.issuance.workflow import FaultPoint
+    from tests.issuance.test_station import flaky
+
+    desk.create_batch()
+    (card,) = blank_cards("ntag424", 1)
+    events: list[StationEvent] = []
+    stop = threading.Event()
+    with flaky(desk) as db:
+
+        def unplug_after_verified(point: FaultPoint, _number: str) -> None:
+            if point is FaultPoint.verified:
+                db.down = True
+
+        def sink(event: StationEvent) -> None:
+            events.append(event)
+            if event.outcome is not None:
+                stop.set()
+
+        worker = Worker(QueueSource("R0", [card]), desk.workflow("R0", hook=unplug_after_verified),
+                        desk.journal("R0"), sink, stop, limits=FAST)
+        Station([worker], stop).run()
+    (outcome,) = [e.outcome for e in events if e.outcome]
+    assert outcome.kind is OutcomeKind.failed and outcome.used_reservation
+    assert "verified, but recording it issued failed (database:" in outcome.reason
+    with desk.sessions() as session:
+        row = card_repo.get_card(session, card_number=outcome.card_number or "")
+    assert row.state == JournalState.verified
+    assert Recovery(desk.workflow(), desk.sessions).finish_verified() == [outcome.card_number]
+    assert assert_invariants(desk, {card.uid: card}) == {"issued": 1}
