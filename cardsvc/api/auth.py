@@ -60,11 +60,16 @@ async def authorize(request: Request) -> ClientRecord | None:
     name = route_name(request)
     if policy_for(name).public:
         return None
-    services = services_of(request)
-    client = await _client(services, name, bearer_token(request.headers.get("authorization")))
+    client = await admit(services_of(request), name, request.headers.get("authorization"))
+    request.state.client = client
+    return client
+
+
+async def admit(services: Services, name: str, authorization: str | None) -> ClientRecord:
+    """Token → client (401) → rate limit (429) → role (403) for the non-public route ``name``."""
+    client = await _client(services, name, bearer_token(authorization))
     await services.rate_limiter.acquire(client.client_id)
     check_permission(name, client.role)
-    request.state.client = client
     return client
 
 

@@ -20,7 +20,9 @@ DEFAULT_MAX_BODY = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class _Refused(Exception):  # internal signal, never leaves this module
+class Refused(Exception):  # an HTTP-level signal inside the api package, never leaves it
+    """A request the guard refuses (413 / 415); the guard and the hot routes answer it."""
+
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
@@ -31,7 +33,7 @@ def is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
@@ -58,7 +60,7 @@ class RequestGuard:
             if scope["method"] in _BODY_METHODS:
                 receive = await self._buffered(scope, receive)
             await self.app(scope, receive, tracking_send)
-        except _Refused as refused:
+        except Refused as refused:
             await problem(refused.status, refused.code, refused.detail)(scope, receive, send)
         except Exception:
             if started:
@@ -67,29 +69,35 @@ class RequestGuard:
             await internal_error(exc_info=True)(scope, receive, send)
 
     async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise _Refused(413, "payload_too_large", f"request body over {self.max_body} bytes")
-        body = await self._read(receive)
-        content_type = _header(scope, b"content-type")
-        if body and not is_json(content_type or ""):
-            raise _Refused(415, "unsupported_media_type", "request bodies must be application/json")
-        return _replay(body, receive)
+        return _replay(await read_json_body(scope, receive, self.max_body), receive)
 
-    async def _read(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return b"".join(chunks)  # client went away; the app will see an empty body
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise _Refused(413, "payload_too_large", f"request body over {self.max_body} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+
+async def read_json_body(scope: Scope, receive: Receive, max_body: int) -> bytes:
+    """The whole body: 413 past ``max_body`` (by Content-Length before reading, or as soon as a
+    streamed body passes it), 415 when a non-empty body is not JSON."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        raise Refused(413, "payload_too_large", f"request body over {max_body} bytes")
+    body = await _read(receive, max_body)
+    if body and not is_json(header(scope, b"content-type") or ""):
+        raise Refused(415, "unsupported_media_type", "request bodies must be application/json")
+    return body
+
+
+async def _read(receive: Receive, max_body: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # client went away; the app will see an empty body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body:
+            raise Refused(413, "payload_too_large", f"request body over {max_body} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

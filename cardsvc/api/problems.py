@@ -14,7 +14,7 @@ escapes a route it is a bug and shows as a 500.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -78,32 +78,43 @@ def _extensions(exc: errors.CardsvcError) -> dict[str, Any]:
     return extra
 
 
-def _headers(exc: errors.CardsvcError, request: Request) -> dict[str, str]:
+def _headers(exc: errors.CardsvcError, *, token_sent: bool) -> dict[str, str]:
     if isinstance(exc, errors.RateLimited):
         return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, errors.AuthenticationRequired):
-        invalid = ', error="invalid_token"' if "authorization" in request.headers else ""
+        invalid = ', error="invalid_token"' if token_sent else ""
         return {"WWW-Authenticate": f'Bearer realm="cardsvc"{invalid}'}
     return {}
+
+
+def error_response(exc: errors.CardsvcError, path: str, *, token_sent: bool) -> JSONResponse:
+    """The problem for a cardsvc error (the table above), or an opaque 500 for an unmapped one."""
+    status = status_for(exc)
+    if status is None:
+        log.error("unmapped %s on %s: %s", type(exc).__name__, path, exc.diagnostics())
+        return internal_error()
+    return problem(status, exc.code, exc.message, headers=_headers(exc, token_sent=token_sent),
+                   **_extensions(exc))
+
+
+def validation_problem(details: Iterable[Mapping[str, Any]], *, prefix: tuple[str, ...] = ()) -> JSONResponse:
+    """422 ``validation``: loc/msg/type only — pydantic's "input" would echo the caller's data
+    (possibly personal) back."""
+    errors_ = [{"loc": [*prefix, *e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+               for e in details]
+    return problem(422, "validation", "the request does not match the schema", errors=errors_)
 
 
 async def _cardsvc_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, errors.CardsvcError):
         return internal_error()
-    status = status_for(exc)
-    if status is None:
-        log.error("unmapped %s on %s: %s", type(exc).__name__, request.url.path, exc.diagnostics())
-        return internal_error()
-    return problem(status, exc.code, exc.message, headers=_headers(exc, request), **_extensions(exc))
+    return error_response(exc, request.url.path, token_sent="authorization" in request.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):
         return internal_error()
-    # loc/msg/type only: pydantic's "input" would echo the caller's data (possibly personal) back.
-    details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-               for e in exc.errors()]
-    return problem(422, "validation", "the request does not match the schema", errors=details)
+    return validation_problem(exc.errors())
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

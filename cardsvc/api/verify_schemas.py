@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from fastapi import Request
@@ -17,6 +18,7 @@ from cardsvc.verification.service import VerificationService
 
 log = get_logger(__name__)
 
+SUN_PARAM_PATTERN = re.compile(r"^[0-9A-Fa-f]{16,32}$")
 QR_TEXT = r"^UC1:[0-9A-Z $%*+\-./:]{1,600}$"
 HEX = r"^[0-9a-fA-F]*$"
 CODE = r"^[A-Za-z0-9_.:-]{1,64}$"

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlmodel import Session
 
 from cardsvc.api.auth import client_of
+from cardsvc.api.hotpath import checked_then_committed
 from cardsvc.api.verify_schemas import (
     OUTCOME_ERRORS,
+    SUN_PARAM_PATTERN,
     CardVerifyRequest,
     ChallengeResponse,
     QrVerifyRequest,
@@ -19,13 +20,12 @@ from cardsvc.api.verify_schemas import (
 )
 from cardsvc.errors import InvalidRecord
 from cardsvc.registry import card_repo
-from cardsvc.verification.service import CHALLENGE_TTL, CardAnswer, Pending, VerificationService
-from cardsvc.verification.tokens import ClientRecord
+from cardsvc.verification.service import CHALLENGE_TTL, CardAnswer
 from cardsvc.verification.views import member_view
 
 router = APIRouter(prefix="/v1", tags=["verification"], responses=OUTCOME_ERRORS)
 
-SUN_PARAM = Annotated[str, Query(pattern=r"^[0-9A-Fa-f]{16,32}$")]
+SUN_PARAM = Annotated[str, Query(pattern=SUN_PARAM_PATTERN.pattern)]
 BUNDLE_MEDIA_TYPE = 'application/cose; cose-type="cose-sign1"'
 
 
@@ -33,7 +33,7 @@ BUNDLE_MEDIA_TYPE = 'application/cose; cose-type="cose-sign1"'
 async def verify_qr(body: QrVerifyRequest, request: Request) -> VerifyResponse:
     """Verify a QR credential: signature checklist, live card and member status, audit row."""
     client, svc = client_of(request), verification_of(request)
-    return await _checked_then_committed(svc, client, lambda s: svc.check_qr(s, actor=client.client_id,
+    return await checked_then_committed(svc, client, lambda s: svc.check_qr(s, actor=client.client_id,
                                                                                qr_text=body.qr))
 
 
@@ -42,26 +42,8 @@ async def verify_sun_json(request: Request, p: SUN_PARAM, m: SUN_PARAM) -> Verif
     """Verify a phone tap's SUN parameters (``p`` PICCData, ``m`` SDMMAC) as the tapped URL has them."""
     client, svc = client_of(request), verification_of(request)
     url = f"{request.url.path}?p={p}&m={m}"
-    return await _checked_then_committed(svc, client, lambda s: svc.check_sun(s, actor=client.client_id,
+    return await checked_then_committed(svc, client, lambda s: svc.check_sun(s, actor=client.client_id,
                                                                                 url=url))
-
-
-async def _checked_then_committed(svc: VerificationService, client: ClientRecord,
-                                  check: Callable[[Session], Pending]) -> VerifyResponse:
-    """The hot path: the check and the role's view only read (on SQLite before the write lock),
-    then the writes in a group-committed transaction that also confirms the client; answered after
-    the commit (``Database.run_checked``)."""
-
-    def read(session: Session) -> tuple[Pending, dict[str, Any] | None]:
-        pending = check(session)
-        return pending, member_view(session, pending.answer, client, svc.cipher)
-
-    def write(session: Session, checked: tuple[Pending, dict[str, Any] | None]) -> VerifyResponse:
-        pending, view = checked
-        result = svc.commit(session, pending)
-        return VerifyResponse.of(result, view if result is pending.answer else None)  # replay: nobody
-
-    return await svc.db.run_checked(read, write, client_id=client.client_id)  # auth.CONFIRMED_IN_COMMIT
 
 
 @router.post("/challenges", name="challenges_create", response_model=ChallengeResponse, status_code=201)
