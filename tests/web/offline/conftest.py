@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,7 @@ class SyncLedger:
     records: dict[str, dict[str, str]] = field(default_factory=dict)
     requests: list[list[str]] = field(default_factory=list)
     drop_next: int = 0
+    delay_s: float = 0.0  # answer this much later (a slow link: lets two syncs overlap)
     upstream: str | None = None  # forward /v1/… to this real server instead of answering here
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,6 +46,7 @@ class SyncLedger:
             self.records.clear()
             self.requests.clear()
             self.drop_next = 0
+            self.delay_s = 0.0
             self.upstream = None
 
     def answer(self, body: dict[str, object]) -> list[dict[str, object]]:
@@ -89,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, "text/plain", b"not found")
             return
         raw = self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(self.ledger.delay_s)
         if self.ledger.upstream is not None:
             status, content_type, answer = self._forward("POST", raw)
             self.ledger.requests.append([str(i["idempotency_key"]) for i in json.loads(raw)["items"]])

@@ -145,3 +145,20 @@ def test_bundle_and_list_kept_on_the_device_verify_a_guest_offline(offline_page:
         "late": {"eligible": False, "reason": "programme_not_running"},
     }
     assert ledger.requests == []
+
+
+def test_two_tabs_syncing_at_once_send_each_checkin_once(offline_page: Page, ledger: SyncLedger) -> None:
+    first = offline_page
+    second = first.context.new_page()
+    second.goto("/")
+    for page in (first, second):
+        _open(page, "two-tabs", watch=False)
+    keys = [f"checkin-tab-{n:04d}" for n in range(5)]
+    for key in keys:
+        _enqueue(first, key)
+    ledger.delay_s = 0.5  # the first tab's request is still open when the second tab starts
+    for page in (first, second):
+        page.evaluate("() => { window.running = store.sync(); }")
+    results = [page.evaluate("running") for page in (first, second)]
+    assert sorted(r["accepted"] for r in results) == [0, 5]  # the second tab found the queue empty
+    assert ledger.requests == [keys] and sorted(ledger.records) == keys
