@@ -162,3 +162,15 @@ def test_two_tabs_syncing_at_once_send_each_checkin_once(offline_page: Page, led
     results = [page.evaluate("running") for page in (first, second)]
     assert sorted(r["accepted"] for r in results) == [0, 5]  # the second tab found the queue empty
     assert ledger.requests == [keys] and sorted(ledger.records) == keys
+
+
+def test_a_checkin_queued_during_a_sync_is_sent_right_after_it(offline_page: Page,
+                                                               ledger: SyncLedger) -> None:
+    page = offline_page
+    _open(page, "during-sync")
+    ledger.delay_s = 0.5
+    _enqueue(page, "checkin-first-0001")  # starts a sync (watching, online)
+    page.wait_for_function("states.at(-1).syncing")
+    _enqueue(page, "checkin-second-001")  # queued while that sync's request is open
+    page.wait_for_function("window.syncsDone >= 2 && states.at(-1).pending === 0")
+    assert ledger.requests == [["checkin-first-0001"], ["checkin-second-001"]]

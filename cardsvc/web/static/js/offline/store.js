@@ -83,6 +83,7 @@ class OfflineStore {
     this.listeners = new Set();
     this.state = { pending: 0, online: navigator.onLine, syncing: false, lastError: null };
     this.running = null;
+    this.again = false;
     this.autoSync = false;
     this.refresh().catch(() => {});
   }
@@ -150,14 +151,23 @@ class OfflineStore {
     for (const callback of this.listeners) callback({ ...this.state });
   }
 
-  /** Send the queue; one sync at a time (a second call joins the running one). */
+  /** Send the queue; one sync at a time. A call during a sync joins it and schedules one more
+   * run after it, for items queued meanwhile. */
   sync() {
-    if (this.running === null) {
-      const run = navigator.locks
-        ? navigator.locks.request("cardsvc-offline-sync", () => this.syncNow())
-        : this.syncNow();
-      this.running = run.finally(() => { this.running = null; });
+    if (this.running !== null) {
+      this.again = true;
+      return this.running;
     }
+    const run = navigator.locks
+      ? navigator.locks.request("cardsvc-offline-sync", () => this.syncNow())
+      : this.syncNow();
+    this.running = run.finally(() => {
+      this.running = null;
+      if (this.again) {
+        this.again = false;
+        this.sync().catch(() => {});
+      }
+    });
     return this.running;
   }
 
