@@ -6,7 +6,7 @@ Bytes in, bytes out; wrong key or block sizes raise :class:`~cardsvc.errors.Cryp
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from cardsvc.cardcrypto.padding import pad_method2, unpad_method2
@@ -69,13 +69,13 @@ class AesKey:
     thread-safe (the contexts are mutable): one object per session, used by one thread.
     """
 
-    __slots__ = ("_decrypt", "_encrypt", "_k1", "_k2")
+    __slots__ = ("_cipher", "_decrypt", "_encrypt", "_k1", "_k2")
 
     def __init__(self, key: bytes) -> None:
         check_key(key)
-        cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - block primitive, modes built here
-        self._encrypt = cipher.encryptor()
-        self._decrypt = cipher.decryptor()
+        self._cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - block primitive
+        self._encrypt = self._cipher.encryptor()
+        self._decrypt: CipherContext | None = None  # made on first use (a MAC key never decrypts)
         self._k1, self._k2 = cmac_subkeys(self._encrypt.update(ZERO_BLOCK))
 
     def __repr__(self) -> str:
@@ -101,6 +101,8 @@ class AesKey:
         _check_blocks(data)
         if not data:
             return b""
+        if self._decrypt is None:
+            self._decrypt = self._cipher.decryptor()
         return xor(self._decrypt.update(data), iv + data[:-BLOCK])
 
     def cmac(self, data: bytes) -> bytes:

@@ -53,8 +53,12 @@ def session_vectors(rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
 
 def derive_session_keys(key: bytes, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
     """``(KSesAuthENC, KSesAuthMAC) = (CMAC(K, SV1), CMAC(K, SV2))``."""
+    return _session_keys(aes.AesKey(key), rnd_a, rnd_b)
+
+
+def _session_keys(key: aes.AesKey, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
     sv1, sv2 = session_vectors(rnd_a, rnd_b)
-    return aes.cmac(key, sv1), aes.cmac(key, sv2)
+    return key.cmac(sv1), key.cmac(sv2)
 
 
 def _check_rnd(value: bytes) -> None:
@@ -174,9 +178,8 @@ class Ev2Authenticator:
     """PCD side of AuthenticateEV2First with one key. ``rnd_a`` comes from the caller's RNG."""
 
     def __init__(self, key: bytes, rnd_a: bytes) -> None:
-        aes.check_key(key)
         _check_rnd(rnd_a)
-        self._key = key
+        self._key = aes.AesKey(key)  # one set of cipher contexts for the whole handshake
         self._rnd_a = rnd_a
         self._rnd_b: bytes | None = None
 
@@ -192,9 +195,9 @@ class Ev2Authenticator:
         """From the card's ``E(K, RndB)`` the 32-byte data of ``90 AF``: ``E(K, RndA ‖ RndB')``."""
         if len(encrypted_rnd_b) != RND_SIZE:
             raise CardIntegrityError(f"card challenge must be {RND_SIZE} bytes")
-        self._rnd_b = aes.cbc_decrypt(self._key, aes.ZERO_BLOCK, encrypted_rnd_b)
+        self._rnd_b = self._key.cbc_decrypt(aes.ZERO_BLOCK, encrypted_rnd_b)
         plain = self._rnd_a + rotate_left(self._rnd_b)
-        return aes.cbc_encrypt(self._key, aes.ZERO_BLOCK, plain)
+        return self._key.cbc_encrypt(aes.ZERO_BLOCK, plain)
 
     def finish(self, card_response: bytes) -> SecureMessaging:
         """Check the card's ``E(K, TI ‖ RndA' ‖ PDcap2 ‖ PCDcap2)``; the session on success."""
@@ -202,11 +205,11 @@ class Ev2Authenticator:
             raise CryptoError("answer_challenge() must come first")
         if len(card_response) != 2 * RND_SIZE:
             raise CardIntegrityError("authentication response must be 32 bytes")
-        plain = aes.cbc_decrypt(self._key, aes.ZERO_BLOCK, card_response)
+        plain = self._key.cbc_decrypt(aes.ZERO_BLOCK, card_response)
         ti, rnd_a_rot = plain[:TI_SIZE], plain[TI_SIZE : TI_SIZE + RND_SIZE]
         if not hmac.compare_digest(rnd_a_rot, rotate_left(self._rnd_a)):
             raise CardIntegrityError("card did not prove knowledge of the key (RndA' mismatch)")
-        enc, mac = derive_session_keys(self._key, self._rnd_a, self._rnd_b)
+        enc, mac = _session_keys(self._key, self._rnd_a, self._rnd_b)
         return SecureMessaging(enc_key=enc, mac_key=mac, ti=ti)
 
 
@@ -214,16 +217,15 @@ class Ev2CardHandshake:
     """PICC side of AuthenticateEV2First: ``rnd_b`` and ``ti`` come from the card's RNG."""
 
     def __init__(self, key: bytes, rnd_b: bytes, ti: bytes) -> None:
-        aes.check_key(key)
         _check_rnd(rnd_b)
-        self._key, self._rnd_b, self._ti = key, rnd_b, ti
+        self._key, self._rnd_b, self._ti = aes.AesKey(key), rnd_b, ti
 
     def __repr__(self) -> str:
         return "Ev2CardHandshake(<key hidden>)"
 
     def challenge(self) -> bytes:
         """``E(K, RndB)``, the answer to ``90 71``."""
-        return aes.cbc_encrypt(self._key, aes.ZERO_BLOCK, self._rnd_b)
+        return self._key.cbc_encrypt(aes.ZERO_BLOCK, self._rnd_b)
 
     def respond(self, data: bytes) -> tuple[bytes, SecureMessaging]:
         """Check ``E(K, RndA ‖ RndB')``; the card's response and the new session.
@@ -232,12 +234,12 @@ class Ev2CardHandshake:
         """
         if len(data) != 2 * RND_SIZE:
             raise CardIntegrityError("authentication data must be 32 bytes")
-        plain = aes.cbc_decrypt(self._key, aes.ZERO_BLOCK, data)
+        plain = self._key.cbc_decrypt(aes.ZERO_BLOCK, data)
         rnd_a, rnd_b_rot = plain[:RND_SIZE], plain[RND_SIZE:]
         if not hmac.compare_digest(rnd_b_rot, rotate_left(self._rnd_b)):
             raise CardIntegrityError("RndB' mismatch: wrong key")
-        reply = aes.cbc_encrypt(self._key, aes.ZERO_BLOCK, self._ti + rotate_left(rnd_a) + CAPS + CAPS)
-        enc, mac = derive_session_keys(self._key, rnd_a, self._rnd_b)
+        reply = self._key.cbc_encrypt(aes.ZERO_BLOCK, self._ti + rotate_left(rnd_a) + CAPS + CAPS)
+        enc, mac = _session_keys(self._key, rnd_a, self._rnd_b)
         return reply, SecureMessaging(enc_key=enc, mac_key=mac, ti=self._ti)
 
 
