@@ -43,8 +43,8 @@ def cipher_from_store(store: SecretStore) -> PiiCipher:
     versions = store.secret_versions(DATA_KEY_NAME)
     if not versions or not store.secret_versions(INDEX_KEY_NAME):
         raise KeyStoreError("the key store has no PII keys (pii/data, pii/index)",
-                            hint="run `cardsvc init --dev` for development keys, or create them with "
-                                 "the key ceremony for production")
+                            hint="run `cardsvc init --dev` for development keys; in production the key "
+                                 "ceremony creates them with `cardsvc pii-keys create`")
     data = {v: store.secret(DATA_KEY_NAME, v)[1] for v in versions}
     _, index_key = store.secret(INDEX_KEY_NAME)
     return PiiCipher(data, max(versions), index_key)
