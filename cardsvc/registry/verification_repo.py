@@ -153,6 +153,14 @@ def lock_audit_head(session: Session, *, count: int = 1) -> tuple[int, bytes]:
     return int(row[0]) - count, bytes(row[1])
 
 
+def audit_head(session: Session) -> tuple[int, bytes]:
+    """The committed head, unlocked (for verification): ``(size, last row hash)``."""
+    row = _execute(session, sa_select(HEAD.c.size, HEAD.c.last_hash).where(HEAD.c.id == 1)).first()
+    if row is None:
+        raise NotFound("the audit head row is missing (migration 0003 not applied?)")
+    return int(row[0]), bytes(row[1])
+
+
 def add_audit_row(session: Session, *, row: dict[str, Any]) -> None:
     """Insert a chained row and move the head's last hash to it (the head is locked by the caller)."""
     add_audit_rows(session, rows=[row])
