@@ -169,6 +169,12 @@ class StaffAccounts:
             user.password_hash, user.failed_logins, user.locked_until = hashed, 0, None
             repo.delete_sessions_of(session, user_id=_id(user))
 
+    def unlock(self, username: str) -> None:
+        """Clear a lock-out after failed sign-ins (the password stays as it is)."""
+        with self._sessions() as session, session.begin():
+            user = _existing(session, username)
+            user.failed_logins, user.locked_until = 0, None
+
     # --- login --------------------------------------------------------------------------------
 
     def authenticate(self, username: str, password: str) -> Staff:
