@@ -27,6 +27,8 @@ class PagePolicy:
 PUBLIC = PagePolicy(roles=frozenset(), public=True)
 SIGNED_IN = PagePolicy(roles=ALL_ROLES)
 DESK = frozenset({Role.admin, Role.clerk})
+POINT = frozenset({Role.service_point})
+PARTNER = frozenset({Role.partner})
 
 
 def _only(roles: frozenset[Role], nav: str | None = None) -> PagePolicy:
@@ -42,6 +44,22 @@ PAGES: Mapping[str, PagePolicy] = MappingProxyType(
         "language": PUBLIC,
         "logout": SIGNED_IN,
         "home": SIGNED_IN,
+        # service point (issue #6 item 4): service-point users, bound to their point
+        "sp_tap": _only(POINT, nav="nav.sp_tap"),
+        "sp_verify": _only(POINT),
+        "sp_latest": _only(POINT),
+        "sp_record": _only(POINT),
+        "sp_records": _only(POINT, nav="nav.sp_records"),
+        # partner base (issue #6 item 5): partner users, bound to their base
+        "partner_desk": _only(PARTNER, nav="nav.partner_desk"),
+        "partner_sun": _only(PARTNER),
+        "partner_verify": _only(PARTNER),
+        "partner_checkin": _only(PARTNER),
+        "partner_checkout": _only(PARTNER),
+        "partner_guests": _only(PARTNER, nav="nav.partner_guests"),
+        "partner_bundle": _only(PARTNER),
+        "partner_eligibility": _only(PARTNER),
+        "partner_sync": _only(PARTNER),
     }
 )
 
