@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import cbor2
 import pytest
 from playwright.sync_api import Page
 
@@ -41,6 +42,12 @@ def bundles(keys: Keys) -> dict[str, bytes]:
 
 def _qr(signer: SoftwareSigner, *args: str, **changes: Any) -> str:
     return to_qr_text(issue_credential(signer, claims(*args, **changes)))
+
+
+def _unprotected(keys: Keys, header: dict[Any, Any]) -> bytes:
+    """A genuine short credential whose (unsigned) unprotected header someone filled in."""
+    protected, _, payload, signature = cbor2.loads(issue_credential(keys.ed, claims("7"))).value
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, header, payload, signature]))
 
 
 def _cases(keys: Keys) -> dict[str, Case]:
@@ -101,6 +108,9 @@ def _cases(keys: Keys) -> dict[str, Case]:
         "untagged": Case("good", ed_raw[1:]),
         "not cbor": Case("good", "UC1:" + b45encode(b"\xff\xff\xff")),
         "stray break byte": Case("good", b"\xd2\x84\xff\xa0\x40\x40"),
+        "crit as 2.0 in unprotected": Case("good", _unprotected(keys, {2.0: [1]})),
+        "alg as true in unprotected": Case("good", _unprotected(keys, {True: -8})),
+        "other label in unprotected ok": Case("good", _unprotected(keys, {99: 1})),
         "payload not claims": Case("good", b"\xd2\x84\x43\xa1\x01\x27\xa1\x04\x41\x11\x41\x00\x40"),
     }
 
