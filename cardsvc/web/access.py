@@ -27,6 +27,7 @@ class PagePolicy:
 PUBLIC = PagePolicy(roles=frozenset(), public=True)
 SIGNED_IN = PagePolicy(roles=ALL_ROLES)
 DESK = frozenset({Role.admin, Role.clerk})
+ADMIN = frozenset({Role.admin})
 POINT = frozenset({Role.service_point})
 PARTNER = frozenset({Role.partner})
 
@@ -44,6 +45,18 @@ PAGES: Mapping[str, PagePolicy] = MappingProxyType(
         "language": PUBLIC,
         "logout": SIGNED_IN,
         "home": SIGNED_IN,
+        # issuance desk (issue #6 item 3)
+        "desk_import_form": _only(DESK, nav="nav.desk_import"),
+        "desk_import_submit": _only(DESK),
+        "desk_import_report": _only(DESK),
+        "desk_batches": _only(DESK, nav="nav.desk_batches"),
+        "desk_batch_create": _only(DESK),
+        "desk_progress": _only(DESK),
+        "desk_print": _only(DESK),
+        "desk_cards": _only(DESK, nav="nav.desk_cards"),
+        "desk_card": _only(DESK),
+        "desk_card_confirm": _only(DESK),
+        "desk_card_action": _only(DESK),
         # service point (issue #6 item 4): service-point users, bound to their point
         "sp_tap": _only(POINT, nav="nav.sp_tap"),
         "sp_verify": _only(POINT),
@@ -60,6 +73,26 @@ PAGES: Mapping[str, PagePolicy] = MappingProxyType(
         "partner_bundle": _only(PARTNER),
         "partner_eligibility": _only(PARTNER),
         "partner_sync": _only(PARTNER),
+        # admin (issue #6 item 6): admins only
+        "admin_dashboard": _only(ADMIN, nav="nav.admin_dashboard"),
+        "admin_clients": _only(ADMIN, nav="nav.admin_clients"),
+        "admin_client_create": _only(ADMIN),
+        "admin_client_confirm": _only(ADMIN),
+        "admin_client_revoke": _only(ADMIN),
+        "admin_staff": _only(ADMIN, nav="nav.admin_staff"),
+        "admin_staff_create": _only(ADMIN),
+        "admin_staff_confirm": _only(ADMIN),
+        "admin_staff_action": _only(ADMIN),
+        "admin_places": _only(ADMIN, nav="nav.admin_places"),
+        "admin_point_save": _only(ADMIN),
+        "admin_item_save": _only(ADMIN),
+        "admin_base_save": _only(ADMIN),
+        "admin_programme_save": _only(ADMIN),
+        "admin_privacy": _only(ADMIN, nav="nav.admin_privacy"),
+        "admin_consent_confirm": _only(ADMIN),
+        "admin_consent_withdraw": _only(ADMIN),
+        "admin_erase_confirm": _only(ADMIN),
+        "admin_erase": _only(ADMIN),
     }
 )
 

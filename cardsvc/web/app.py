@@ -38,6 +38,9 @@ from cardsvc.web.session import guard
 # Each module exposes ``router``; add a module here to add its pages (docs/web.md).
 PAGE_MODULES = (
     "cardsvc.web.pages.auth",
+    "cardsvc.web.pages.admin",
+    "cardsvc.web.pages.admin_setup",
+    "cardsvc.web.pages.desk",
     "cardsvc.web.pages.service_point",
     "cardsvc.web.pages.partner",
 )

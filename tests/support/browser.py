@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, sync_playwright
 
 from cardsvc.verification.roles import Role
@@ -209,3 +211,37 @@ def login_as(page: Page, role: Role) -> None:
 @pytest.fixture
 def login() -> Callable[[Page, Role], None]:
     return login_as
+
+
+# --- accessibility and screenshots ---------------------------------------------------------------
+
+DOCS_IMG = Path(__file__).resolve().parent.parent.parent / "docs" / "img"
+AXE_URL = "/static/vendor/axe.min.js"  # built by tools/build_web_assets.sh (axe-core from npm)
+_AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                      nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+}"""
+
+
+def serious_accessibility_violations(page: Page) -> list[dict[str, object]]:
+    """axe-core's serious and critical violations on the current page (labels, contrast, focus …)."""
+    if page.evaluate("typeof axe") == "undefined":
+        response = page.request.get(AXE_URL)
+        if response.status != 200:
+            pytest.fail(f"{AXE_URL} is missing (HTTP {response.status}): run tools/build_web_assets.sh",
+                        pytrace=False)
+        page.add_script_tag(url=AXE_URL)
+    violations: list[dict[str, object]] = page.evaluate(_AXE_RUN)
+    return [v for v in violations if v["impact"] in ("serious", "critical")]
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the visible page as ``docs/img/<name>.png`` (used by docs/web.md), as a small
+    palette PNG (flat UI colours survive 64 colours; ~3x smaller than the raw screenshot)."""
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    target = DOCS_IMG / f"{name}.png"
+    raw = page.screenshot(full_page=False, animations="disabled", caret="hide")
+    with Image.open(io.BytesIO(raw)) as image:
+        image.convert("RGB").quantize(colors=64).save(target, optimize=True)
+    return target

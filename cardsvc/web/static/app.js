@@ -59,6 +59,8 @@
   }
 
   function fill(el, data) {
+    const keys = new Set((data.rows || []).map((row) => String(row.key)));
+    for (const tr of el.querySelectorAll("tbody tr[data-key]")) if (!keys.has(tr.dataset.key)) tr.remove();
     for (const row of data.rows || []) {
       const key = String(row.key);
       let tr = el.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
@@ -90,6 +92,10 @@
   }
 
   window.cardsvc = {post};
+  // A page restored by the back button comes back with its buttons disabled: enable them again.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) for (const b of document.querySelectorAll("button[type=submit]")) b.disabled = false;
+  });
   document.addEventListener("DOMContentLoaded", () => {
     forms();
     for (const el of document.querySelectorAll("[data-poll]")) poll(el);
