@@ -19,7 +19,11 @@ from sqlalchemy import Engine
 
 from cardsvc.api.services import db_services
 from cardsvc.config import get_settings
+from cardsvc.credential.keystore import open_key_store
+from cardsvc.demo_data import ORGS
 from cardsvc.registry.db import engine_for, session_factory, upgrade_to_head
+from cardsvc.registry.keys import ensure_pii_keys
+from cardsvc.registry.services import OrgService
 from cardsvc.registry.staff import NewStaff, StaffAccounts
 from cardsvc.verification.ratelimit import RateLimit
 from cardsvc.verification.roles import Role
@@ -74,6 +78,8 @@ def make_site(data_dir: Path) -> Iterator[Site]:
     settings = get_settings(env="dev", data_dir=data_dir)
     engine = engine_for(settings)
     upgrade_to_head(engine)
+    ensure_pii_keys(open_key_store(settings))  # development PII keys (env=dev), as `cardsvc init --dev`
+    OrgService(session_factory(engine)).import_orgs(ORGS)
     accounts = StaffAccounts(session_factory(engine))
     for role, (username, display, binding) in STAFF.items():
         accounts.create(NewStaff(username=username, display_name=display, role=role.value,
