@@ -89,10 +89,12 @@ class AesKey:
         """CBC without padding: each block encrypted after XOR with the previous ciphertext."""
         _check_iv(iv)
         _check_blocks(data)
-        blocks, previous = [], iv
+        blocks, chained, encrypt = [], int.from_bytes(iv, "big"), self._encrypt.update
         for start in range(0, len(data), BLOCK):
-            previous = self._encrypt.update(xor(previous, data[start : start + BLOCK]))
-            blocks.append(previous)
+            chained ^= int.from_bytes(data[start : start + BLOCK], "big")
+            block = encrypt(chained.to_bytes(BLOCK, "big"))
+            blocks.append(block)
+            chained = int.from_bytes(block, "big")
         return b"".join(blocks)
 
     def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:

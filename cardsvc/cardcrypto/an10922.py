@@ -36,11 +36,11 @@ def diversify_aes128(master_key: bytes, m: bytes, *, pad_to_32: bool = True) -> 
     """
     if not 1 <= len(m) <= 31:
         raise CryptoError(f"AES diversification input must be 1..31 bytes, got {len(m)}")
-    aes.check_key(master_key)
+    prepared = aes.AesKey(master_key)  # one cipher context for the subkeys and the MAC
     pad_to = _AES_PAD_TO if pad_to_32 else aes.BLOCK
 
     def cbc(data: bytes) -> bytes:
-        return aes.cbc_encrypt(master_key, aes.ZERO_BLOCK, data)
+        return prepared.cbc_encrypt(aes.ZERO_BLOCK, data)
 
     return _cmac_padded(cbc, b"\x01" + m, block=aes.BLOCK, rb=0x87, pad_to=pad_to)
 

@@ -237,7 +237,7 @@ class Ntag424Driver:
         field = sm.protect_command(0xC4, b"\x00", change_key_data(keys[0], plan.master_keys.version),
                                    CommMode.full)
         self._native(conn, 0xC4, field, "ChangeKey 0")
-        return self.read_back(conn, plan.master_keys)
+        return self._read_back(conn, plan.master_keys, known=(probe.uid, keys))
 
     def _write_files(self, conn: CardConnection, sm: SecureMessaging, plan: PersonalisationPlan,
                      ndef: bytes, record: bytes, step: ProgressCallback) -> None:
@@ -315,9 +315,14 @@ class Ntag424Driver:
 
     def read_back(self, conn: CardConnection, master_keys: MasterKeys) -> CardReadout:
         """Authenticate with the card's data_read key; card number and credential from the card."""
+        return self._read_back(conn, master_keys, known=None)
+
+    def _read_back(self, conn: CardConnection, master_keys: MasterKeys,
+                   known: tuple[bytes, list[bytes]] | None) -> CardReadout:
+        """``known``: a UID and its card keys already derived (reused only for the same UID)."""
         self._select_app(conn)
         uid = self.read_uid(conn)
-        keys = self._card_keys(master_keys, uid)
+        keys = known[1] if known is not None and known[0] == uid else self._card_keys(master_keys, uid)
         protected = self._read_protected(conn, keys, check_uid=uid)
         number, cred_len = self._read_record(conn)
         return CardReadout(uid=uid, card_number=number, credential=protected[:cred_len],
