@@ -66,12 +66,13 @@ _CARD_WITH_MEMBER = (
 
 
 # Hot-path statements are built once with bind parameters: building one per call cost more than
-# running it (cache-key generation, coercions), see docs/api.md "Performance".
-_CARD_BY_NUMBER = _CARD_WITH_MEMBER.where(CARD.c.card_number == bindparam("card_number"))
-_CARD_BY_UID = _CARD_WITH_MEMBER.where(CARD.c.uid_hash == bindparam("uid_hash"))
+# running it (cache-key generation, coercions), see docs/api.md "Performance". Public: the
+# verification hot path runs them on the DBAPI cursor (cardsvc.verification.prepared).
+CARD_BY_NUMBER = _CARD_WITH_MEMBER.where(CARD.c.card_number == bindparam("card_number"))
+CARD_BY_UID = _CARD_WITH_MEMBER.where(CARD.c.uid_hash == bindparam("uid_hash"))
 _CLIENT_BY_ID = sa_select(CLIENT).where(CLIENT.c.client_id == bindparam("client_id"))
-_PROGRAMMES_OF_BASE = (sa_select(PROGRAMME).where(PROGRAMME.c.base_code == bindparam("base_code"))
-                       .order_by(PROGRAMME.c.code))
+PROGRAMMES_OF_BASE = (sa_select(PROGRAMME).where(PROGRAMME.c.base_code == bindparam("base_code"))
+                      .order_by(PROGRAMME.c.code))
 
 
 def _execute(session: Session, statement: Any, params: Any = None) -> Any:
@@ -132,8 +133,8 @@ def card_with_member(session: Session, *, card_number: str | None = None,
                      uid_hash: bytes | None = None) -> Any:
     """One Core row: the card's verification columns with its member and organisation (hot path)."""
     if card_number is not None:
-        return _execute(session, _CARD_BY_NUMBER, {"card_number": card_number}).first()
-    return _execute(session, _CARD_BY_UID, {"uid_hash": uid_hash}).first()
+        return _execute(session, CARD_BY_NUMBER, {"card_number": card_number}).first()
+    return _execute(session, CARD_BY_UID, {"uid_hash": uid_hash}).first()
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def get_programme(session: Session, *, code: str) -> Programme:
 
 def programmes_of_base(session: Session, *, base_code: str) -> list[Any]:
     """The base's programmes as Core rows (same attribute names as :class:`Programme`; read-only)."""
-    return list(_execute(session, _PROGRAMMES_OF_BASE, {"base_code": base_code}))
+    return list(_execute(session, PROGRAMMES_OF_BASE, {"base_code": base_code}))
 
 
 _MEMBER_CATEGORIES = (sa_select(CATEGORY.c.code)

@@ -40,12 +40,14 @@ from cardsvc.registry.verification_models import Checkin, Programme, ProgrammeMe
 from cardsvc.verification.audit import AuditEvent, Outcome
 from cardsvc.verification.checks import check_credential, same_credential
 from cardsvc.verification.outcome import MemberFacts, Verdict, Verification, live_status, member_facts
+from cardsvc.verification.prepared import PreparedRead
 from cardsvc.verification.roles import Role
 from cardsvc.verification.service import VerificationService
 from cardsvc.verification.store import append_event
 from cardsvc.verification.tokens import ClientRecord
 
 log = get_logger(__name__)
+PROGRAMMES_OF_BASE = PreparedRead(repo.PROGRAMMES_OF_BASE)  # the partner view's read, on the DBAPI cursor
 
 LIST_TAG = b"cardsvc eligibility list v1\x00"
 PSEUDONYM_SIZE = 16
@@ -99,7 +101,7 @@ def partner_eligibility(session: Session, facts: MemberFacts, base_code: str,
     live = result.verdict is Verdict.OK
     eligibility: dict[str, bool] = {}
     quota: dict[str, int] = {}
-    for programme in repo.programmes_of_base(session, base_code=base_code):
+    for programme in PROGRAMMES_OF_BASE.all(session, base_code=base_code):
         reason = ineligibility(session, programme, facts.member_db_id, today)
         eligibility[programme.code] = live and reason is None
         quota[programme.code] = max(0, programme.quota - programme.used)
