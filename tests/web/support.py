@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from cardsvc.api.services import db_services
@@ -80,7 +81,10 @@ def make_site(data_dir: Path) -> Iterator[Site]:
     upgrade_to_head(engine)
     ensure_pii_keys(open_key_store(settings))  # development PII keys (env=dev), as `cardsvc init --dev`
     OrgService(session_factory(engine)).import_orgs(ORGS)
-    accounts = StaffAccounts(session_factory(engine))
+    # A cheap argon2id cost for the suite's users (the hash carries its parameters, so the app's
+    # verification runs the same code); the lock-out and hashing tests use the real defaults too.
+    accounts = StaffAccounts(session_factory(engine),
+                             hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     for role, (username, display, binding) in STAFF.items():
         accounts.create(NewStaff(username=username, display_name=display, role=role.value,
                                  password=STAFF_PASSWORD, **_binding(binding)))
