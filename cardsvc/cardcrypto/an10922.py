@@ -77,11 +77,17 @@ def _des_cmac(cbc: BlockCbc, data: bytes) -> bytes:
 
 
 def _des_cbc(key24: bytes) -> BlockCbc:
-    algorithm = TripleDES(key24)
+    """CBC with a zero IV over one ECB context made once (a derivation runs it four to six times)."""
+    encrypt = Cipher(TripleDES(key24), modes.ECB()).encryptor().update  # noqa: S305 - chained below
 
     def cbc(data: bytes) -> bytes:
-        enc = Cipher(algorithm, modes.CBC(bytes(_DES_BLOCK))).encryptor()
-        return enc.update(data) + enc.finalize()
+        blocks, chained = [], 0
+        for start in range(0, len(data), _DES_BLOCK):
+            chained ^= int.from_bytes(data[start : start + _DES_BLOCK], "big")
+            block = encrypt(chained.to_bytes(_DES_BLOCK, "big"))
+            blocks.append(block)
+            chained = int.from_bytes(block, "big")
+        return b"".join(blocks)
 
     return cbc
 

@@ -156,13 +156,18 @@ class FmcosDriver:
         if stage is Stage.building:
             self._build(session, plan, keys, step)
         self._finish(session, plan, keys, step)
-        return self.read_back(conn, plan.master_keys)
+        return self._read_back(conn, plan.master_keys, known=(uid, keys))
 
     def read_back(self, conn: CardConnection, master_keys: MasterKeys) -> CardReadout:
         """Read the card number, the MAC-protected credential and the key version."""
+        return self._read_back(conn, master_keys, known=None)
+
+    def _read_back(self, conn: CardConnection, master_keys: MasterKeys,
+                   known: tuple[bytes, _CardKeys] | None) -> CardReadout:
+        """``known``: a UID and its card keys already derived (reused only for the same UID)."""
         session = FmcosSession(conn, self.cs)
         uid = session.uid()
-        keys = self.card_keys(master_keys, uid)
+        keys = known[1] if known is not None and known[0] == uid else self.card_keys(master_keys, uid)
         session.select_fid(self.config.mf.fid, "MF")
         session.select_name(self.config.application.df_name, "application")
         stage, version = self._read_stage(session)
