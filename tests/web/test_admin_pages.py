@@ -225,7 +225,8 @@ def test_an_unknown_category_is_refused(admin: Site) -> None:
 def test_the_dashboard_shows_the_audit_chain_verified_then_broken(admin: Site) -> None:
     for label in ("audit one", "audit two"):  # at least two audit rows, whatever ran before
         fields = form_of(admin, "/admin/clients", "client-form")
-        assert admin.post("/admin/clients", data={**fields, "label": label, "role": "clerk"}).status_code == 200
+        made = admin.post("/admin/clients", data={**fields, "label": label, "role": "clerk"})
+        assert made.status_code == 200
     page = admin.get("/admin")
     assert page.status_code == 200
     ok = re.search(r'id="audit-status" data-ok="true"\s+data-rows="(\d+)"', page.text)
@@ -335,7 +336,7 @@ def test_a_non_admin_browser_session_cannot_open_admin_pages(page: Page, login: 
 
 def test_browser_client_flow(page: Page, login: Login, live_server: LiveServer) -> None:
     login(page, Role.admin)
-    page.get_by_role("link", name="接口客户端").click()
+    page.get_by_role("navigation").get_by_role("link", name="接口客户端").click()
     page.fill("#label", "黄山前台")
     page.select_option("#role", "partner")
     page.select_option("#partner_base", "base-huangshan")
@@ -361,7 +362,7 @@ def test_browser_client_flow(page: Page, login: Login, live_server: LiveServer) 
 
 def test_browser_staff_flow(page: Page, login: Login, browser_page_factory: Callable[[], Page]) -> None:
     login(page, Role.admin)
-    page.get_by_role("link", name="工作人员").click()
+    page.get_by_role("navigation").get_by_role("link", name="工作人员").click()
     page.fill("#username", "desk7")
     page.fill("#display_name", "前台七")
     page.select_option("#role", "service_point")
@@ -397,7 +398,7 @@ def test_browser_staff_flow(page: Page, login: Login, browser_page_factory: Call
 
 def test_browser_places_flow(page: Page, login: Login) -> None:
     login(page, Role.admin)
-    page.get_by_role("link", name="站点与项目").click()
+    page.get_by_role("navigation").get_by_role("link", name="站点与项目").click()
     page.fill("#point-code", "sp-east")
     page.fill("#point-name", "东城街道职工服务站")
     page.click("#point-save")
@@ -449,7 +450,7 @@ def test_browser_privacy_flow(page: Page, login: Login, live_server: LiveServer)
     consenting, erased = live_members(live_server, 2)
     registry_of(live_server).record_consent(consenting, partner="base-beidaihe", purpose="recuperation")
     login(page, Role.admin)
-    page.get_by_role("link", name="授权与删除").click()
+    page.get_by_role("navigation").get_by_role("link", name="授权与删除").click()
     row = page.locator(f"tr[data-member='{consenting}']").first
     row.get_by_role("button", name=re.compile("撤回授权")).click()
     expect(page.locator("#confirm-question")).to_contain_text(consenting)
@@ -481,7 +482,7 @@ def test_browser_an_unknown_member_cannot_be_erased(page: Page, login: Login) ->
 def test_browser_dashboard(page: Page, login: Login, live_server: LiveServer) -> None:
     seed_activity(live_server)
     login(page, Role.admin)
-    page.get_by_role("link", name="统计概览").click()
+    page.get_by_role("navigation").get_by_role("link", name="统计概览").click()
     expect(page.locator("#audit-status")).to_have_attribute("data-ok", "true")
     expect(page.locator("#audit-ok")).to_contain_text("已校验至第")
     for chart in ("chart-cards-batch", "chart-cards-month", "chart-services-point", "chart-services-item",

@@ -37,8 +37,9 @@ def _codes(text: str) -> tuple[str, ...]:
 @router.get("/places", name="admin_places")
 def places_page(request: Request) -> Response:
     desk = admin_desk(request)
+    categories = desk.categories()
     return render(request, "admin/places.html", points=desk.points(), items=desk.items(), bases=desk.bases(),
-                  programmes=desk.programmes(), categories=desk.categories())
+                  programmes=desk.programmes(), categories=categories, category_labels=dict(categories))
 
 
 def _saved(request: Request, nonce: str, save: Callable[[], None], anchor: str) -> Response:

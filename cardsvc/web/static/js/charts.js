@@ -10,7 +10,7 @@
  *       rows = [{label: "…", value: 12}, …]; bars are scaled to the largest value.
  *   fromTable(table) -> rows    (label = first cell, value = last cell of each body row)
  *   enhance(root = document)    draws every table[data-chart="bar"] under root once.
- * CSP-safe: only elements and attributes, never inline style or script.
+ * CSP-safe: elements, attributes and CSSOM only; never a style attribute or inline script.
  */
 "use strict";
 (function () {
@@ -34,6 +34,7 @@
     const room = o.width - o.labelWidth - 60;
     const svg = el("svg", {viewBox: `0 0 ${o.width} ${rows.length * o.rowHeight + 8}`, width: "100%",
       preserveAspectRatio: "xMinYMin meet", "aria-hidden": "true", focusable: "false", class: "bar-chart"});
+    svg.style.maxWidth = `${o.width}px`;  // CSSOM, not a style attribute: allowed by the pages' CSP
     rows.forEach((row, i) => {
       const y = i * o.rowHeight + 4, value = Number(row.value) || 0;
       const length = value > 0 ? Math.max(2, Math.round((value / top) * room)) : 0;
