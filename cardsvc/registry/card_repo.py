@@ -95,25 +95,28 @@ def ensure_counter(session: Session, *, prefix: str, year: int) -> None:
 def lock_counter(session: Session, *, prefix: str, year: int) -> None:
     """Take the counter row's lock first: on SQLite this makes the transaction a writer before it
     reads (no stale-snapshot upgrade failure); on PostgreSQL it queues reservers on one row."""
-    statement = (update(COUNTER).where(COUNTER.c.prefix == prefix, COUNTER.c.year == year)
-                 .values(next_seq=COUNTER.c.next_seq))
-    session.connection().execute(statement)
+    session.connection().execute(_LOCK_COUNTER, {"of_prefix": prefix, "of_year": year})
 
 
 def allocate_sequence(session: Session, *, prefix: str, year: int) -> int:
     """Take the next sequence number (locks the counter row until the transaction ends)."""
-    statement = (update(COUNTER).where(COUNTER.c.prefix == prefix, COUNTER.c.year == year)
-                 .values(next_seq=COUNTER.c.next_seq + 1).returning(COUNTER.c.next_seq))
-    taken = session.connection().execute(statement).scalar_one_or_none()
+    params = {"of_prefix": prefix, "of_year": year}
+    taken = session.connection().execute(_ALLOCATE, params).scalar_one_or_none()
     if taken is None:
         raise NotFound(f"no card-number counter for prefix {prefix} and year {year}")
     return int(taken) - 1
 
 
+_THIS_COUNTER = and_(COUNTER.c.prefix == bindparam("of_prefix"), COUNTER.c.year == bindparam("of_year"))
+_LOCK_COUNTER = update(COUNTER).where(_THIS_COUNTER).values(next_seq=COUNTER.c.next_seq)
+_ALLOCATE = (update(COUNTER).where(_THIS_COUNTER).values(next_seq=COUNTER.c.next_seq + 1)
+             .returning(COUNTER.c.next_seq))
+
+
 # --- reservation -------------------------------------------------------------------------------
 
 
-def _done_or_live(batch_id: int) -> Any:
+def _done_or_live(batch_id: Any) -> Any:
     """A member already has a live card, or already got an issued card from this batch."""
     return exists().where(
         CARD.c.member_id == BATCH_MEMBER.c.member_id,
@@ -121,16 +124,23 @@ def _done_or_live(batch_id: int) -> Any:
             and_(CARD.c.batch_id == batch_id, CARD.c.state == JournalState.issued.value)))
 
 
+def _candidates(batch_id: Any) -> Any:
+    return (sa_select(BATCH_MEMBER.c.member_id)
+            .join(MEMBER, MEMBER.c.id == BATCH_MEMBER.c.member_id)
+            .where(BATCH_MEMBER.c.batch_id == batch_id,
+                   MEMBER.c.status == MemberStatus.active.value, ~_done_or_live(batch_id))
+            .order_by(BATCH_MEMBER.c.member_id).limit(1))
+
+
+_NEXT_CANDIDATE = _candidates(bindparam("batch_id"))  # built once: reserving runs it per card
+
+
 def next_candidate(session: Session, *, batch_id: int, skip: Sequence[int] = ()) -> int | None:
     """The first batch member (by id) who is active and still needs a card from this batch."""
-    query = (sa_select(BATCH_MEMBER.c.member_id)
-             .join(MEMBER, MEMBER.c.id == BATCH_MEMBER.c.member_id)
-             .where(BATCH_MEMBER.c.batch_id == batch_id,
-                    MEMBER.c.status == MemberStatus.active.value, ~_done_or_live(batch_id))
-             .order_by(BATCH_MEMBER.c.member_id).limit(1))
+    query = _NEXT_CANDIDATE
     if skip:
-        query = query.where(BATCH_MEMBER.c.member_id.not_in(list(skip)))
-    found = session.connection().execute(query).scalar_one_or_none()
+        query = _candidates(batch_id).where(BATCH_MEMBER.c.member_id.not_in(list(skip)))
+    found = session.connection().execute(query, {"batch_id": batch_id}).scalar_one_or_none()
     return None if found is None else int(found)
 
 
@@ -168,17 +178,17 @@ def add_card(session: Session, *, card: Card) -> Card:
 
 def claim_reserved(session: Session, *, batch_id: int, station: str) -> Card | None:
     """Take a reserved, unheld card of the batch for ``station`` (compare-and-set)."""
-    query = (select(Card).where(col(Card.batch_id) == batch_id,
-                                col(Card.state) == JournalState.reserved, col(Card.station).is_(None))
-             .order_by(col(Card.id)).limit(5))
-    for card in session.exec(query).all():
-        statement = (update(CARD).where(CARD.c.id == card.id, CARD.c.station.is_(None),
-                                        CARD.c.state == JournalState.reserved.value)
-                     .values(station=station))
-        if session.connection().execute(statement).rowcount == 1:
-            session.refresh(card)
-            return card
+    for card_id in session.connection().execute(_UNHELD, {"batch_id": batch_id}).scalars().all():
+        if session.connection().execute(_CLAIM, {"card_id": card_id, "station": station}).rowcount == 1:
+            return session.get(Card, card_id)
     return None
+
+
+_RESERVED_UNHELD = and_(CARD.c.state == JournalState.reserved.value, CARD.c.station.is_(None))
+_UNHELD = (sa_select(CARD.c.id).where(CARD.c.batch_id == bindparam("batch_id"), _RESERVED_UNHELD)
+           .order_by(CARD.c.id).limit(5))
+_CLAIM = (update(CARD).where(CARD.c.id == bindparam("card_id"), _RESERVED_UNHELD)
+          .values(station=bindparam("station")))
 
 
 # --- cards -------------------------------------------------------------------------------------
