@@ -46,6 +46,7 @@ STAFF: dict[Role, tuple[str, str, tuple[str, ...]]] = {
     Role.partner: ("partner1", "疗养基地丁", ("--partner-base", "base-beidaihe")),
 }
 
+_REPO = Path(__file__).resolve().parent.parent.parent
 _CLI = (sys.executable, "-c", "from cardsvc.cli.main import run; run()")
 _PREPARE = ("from cardsvc.config import get_settings; from cardsvc.demo import prepare; "
             "prepare(get_settings())")
@@ -97,17 +98,17 @@ class LiveServer:
                         f"{done.stderr.decode(errors='replace')[-2000:]}", pytrace=False)
         return done.stdout.decode()
 
-    def prepare(self) -> None:
-        done = subprocess.run([sys.executable, "-c", _PREPARE], env=self.env, capture_output=True,
-                              timeout=180, check=False)
+    def prepare(self, *, staff: bool = True) -> None:
+        """Data like the demo's (schema, dev keys, sample registry, reference data) and, with
+        ``staff``, one user per role of :data:`STAFF` — in ONE subprocess (each one costs seconds)."""
+        users = [(username, role.value, display, _binding(option))
+                 for role, (username, display, option) in STAFF.items()] if staff else []
+        script = _PREPARE + f"; from tests.support.browser import add_staff_users; add_staff_users({users!r})"
+        done = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True,
+                              timeout=300, check=False, cwd=_REPO)
         if done.returncode != 0:
             pytest.fail(f"preparing the live server's data failed: "
                         f"{done.stderr.decode(errors='replace')[-2000:]}", pytrace=False)
-
-    def add_staff(self) -> None:
-        for role, (username, display, binding) in STAFF.items():
-            self.cli("users", "create", username, "--role", role.value, "--display-name", display,
-                     *binding, extra_env={"CARDSVC_NEW_PASSWORD": STAFF_PASSWORD})
 
     def start(self) -> LiveServer:
         with (self.data_dir / "serve.log").open("wb") as log:
@@ -146,10 +147,25 @@ class LiveServer:
 
 def start_live_server(data_dir: Path, *, staff: bool = True) -> LiveServer:
     server = LiveServer(data_dir)
-    server.prepare()
-    if staff:
-        server.add_staff()
+    server.prepare(staff=staff)
     return server.start()
+
+
+def _binding(option: tuple[str, ...]) -> dict[str, str]:
+    names = {"--service-point": "service_point_id", "--partner-base": "partner_base_id"}
+    return {names[option[0]]: option[1]} if option else {}
+
+
+def add_staff_users(users: list[tuple[str, str, str, dict[str, str]]]) -> None:
+    """Create staff users in the configured database (run inside the preparing subprocess)."""
+    from cardsvc.config import get_settings
+    from cardsvc.registry.db import engine_for, session_factory
+    from cardsvc.registry.staff import NewStaff, StaffAccounts
+
+    accounts = StaffAccounts(session_factory(engine_for(get_settings())))
+    for username, role, display, binding in users:
+        accounts.create(NewStaff(username=username, display_name=display, role=role,
+                                 password=STAFF_PASSWORD, **binding))
 
 
 # --- fixtures (imported by tests/web/conftest.py) ----------------------------------------------
