@@ -315,12 +315,15 @@ def _first_reader() -> str:
     return readers[0].name
 
 
+_WAIT_HELP = "Seconds to wait for a card: with --once then exit 5; in loop mode one idle wait, then again."
+
+
 def tap_command(
     server: Annotated[str, typer.Option("--server", help="API base URL, e.g. https://cardsvc.example")],
     token: Annotated[str, typer.Option("--token", envvar="CARDSVC_TOKEN", help="This terminal's token.")],
     reader: Annotated[str | None, typer.Option("--reader", help="Reader name (default: the first).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Verify one card, then exit.")] = False,
-    wait: Annotated[float, typer.Option("--wait", min=0.1, help="Seconds to wait for a card.")] = 30.0,
+    wait: Annotated[float, typer.Option("--wait", min=0.1, help=_WAIT_HELP)] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print each result as JSON.")] = False,
 ) -> None:
     profiles = load_profiles(get_settings().effective_profiles_dir)
