@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from cardsvc.cardcrypto import sun
 from cardsvc.config import Settings
-from cardsvc.credential import CredentialClaims, issue_credential, open_key_store, to_qr_text
+from cardsvc.credential import CredentialClaims, Signer, issue_credential, open_key_store, to_qr_text
 from cardsvc.issuance.keys import ensure_master_keys, ensure_uid_index
 from cardsvc.profiles import load_profiles
 from cardsvc.profiles.ntag424 import Ntag424Config
@@ -93,10 +93,11 @@ class CardMaker:
         assert len(members) == count, f"only {len(members)} members without a card"
         return members
 
-    def _card(self, session: Session, batch: int, member: Member, signer: object, now: dt.datetime) -> MemberCard:
+    def _card(self, session: Session, batch: int, member: Member, signer: Signer,
+              now: dt.datetime) -> MemberCard:
         number = f"29{secrets.randbelow(10**10):010d}"
         uid = b"\x04" + os.urandom(6)
-        credential = issue_credential(signer, CredentialClaims(  # type: ignore[arg-type]
+        credential = issue_credential(signer, CredentialClaims(
             issuer=self.settings.issuer, card_number=number, issued_at=now,
             expires_at=now + dt.timedelta(days=365), profile="ntag", key_version=self.version))
         assert member.id is not None

@@ -17,6 +17,7 @@ const SCAN_EVERY_MS = 200;
 let store = null;
 let current = null; // { qr, key, offline }
 let camera = null;
+let shownView = null; // the view of the guest on the screen (eligibility and quota per programme)
 
 function fromHex(hex) {
   const out = new Uint8Array(hex.length / 2);
@@ -52,12 +53,18 @@ function showGuest({ verdict, reason, view, qr, offline, message }) {
   verdictEl.className = verdict === "OK" ? "flash" : "flash error";
   $("guest-name").textContent = view.masked_name || "—";
   $("guest-id4").textContent = view.id_last4 || "—";
-  $("guest-eligibility").textContent = view.eligibilityText || eligibilityText(view);
-  $("guest-quota").textContent = view.quota && programme() in view.quota ? String(view.quota[programme()]) : "—";
+  showProgrammeFields(view);
   $("checkin-result").textContent = "";
   current = verdict === "OK" && qr ? { qr, key: crypto.randomUUID(), offline } : null;
   $("checkin").hidden = current === null;
   $("checkin").disabled = false;
+  $("guest").focus(); // keyboard and screen-reader users land on the result (and it scrolls into view)
+}
+
+function showProgrammeFields(view) {
+  shownView = view;
+  $("guest-eligibility").textContent = view.eligibilityText || eligibilityText(view);
+  $("guest-quota").textContent = view.quota && programme() in view.quota ? String(view.quota[programme()]) : "—";
 }
 
 function showRefusal(answer) {
@@ -215,7 +222,10 @@ async function main() {
   $("checkin").addEventListener("click", checkIn);
   $("camera-start").addEventListener("click", startCamera);
   $("camera-stop").addEventListener("click", stopCamera);
-  $("programme").addEventListener("change", () => { $("guest").hidden = true; current = null; });
+  $("programme").addEventListener("change", () => {
+    if (shownView && !current?.offline) showProgrammeFields(shownView);
+    else { $("guest").hidden = true; current = null; } // an offline answer was for the other list
+  });
   $("typed-form").addEventListener("submit", (event) => {
     event.preventDefault();
     verify($("typed-qr").value.trim());
