@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -73,3 +74,14 @@ def test_redaction_handles_full_width_forms_from_excel() -> None:
     cleaned = redact(f"a {full_width_id} b {full_width_phone} c")
     assert full_width_id not in cleaned and full_width_phone not in cleaned
     assert "[ID-REDACTED]" in cleaned and "[PHONE-REDACTED]" in cleaned
+
+
+def test_cli_error_line_keeps_the_error_code(tmp_path, monkeypatch, capsys) -> None:
+    """The ``[code]`` of a CLI error reaches the user; rich markup must not swallow it."""
+    from tests.support.cli import in_process_cli
+
+    cli = in_process_cli(tmp_path, monkeypatch, capsys)
+    code, _out, err = cli("card", "show", "0000000000000000")
+    assert code != 0
+    first = err.split("error:", 1)[1].splitlines()[0]
+    assert re.search(r"\[[a-z_]+\]$", first.strip()), first

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from cardsvc import errors
 from cardsvc.cli.output import err_console
@@ -81,5 +82,5 @@ def run(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except errors.CardsvcError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.diagnostics()}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(exc.diagnostics())}", highlight=False)
         sys.exit(exit_code_for(exc))
