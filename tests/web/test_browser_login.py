@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page
 
 from cardsvc.verification.roles import Role
-from tests.support.browser import STAFF
+from tests.support.browser import STAFF, screenshot, serious_accessibility_violations
 
 
 @pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
@@ -47,3 +47,26 @@ def test_logout_ends_the_session(page: Page, login: Callable[[Page, Role], None]
     assert "您已退出登录" in page.locator("#login-message").inner_text()
     page.goto("/")
     assert page.url.endswith("/login?why=required&next=/")
+
+
+def test_frame_pages_pass_axe(page: Page, login: Callable[[Page, Role], None]) -> None:
+    """The login page, the home page and an error page: no serious or critical axe violations."""
+    page.goto("/login?why=expired")
+    assert serious_accessibility_violations(page) == []
+    screenshot(page, "login")
+    login(page, Role.clerk)
+    page.goto("/")
+    assert serious_accessibility_violations(page) == []
+    page.goto("/desk/cards/000000000000")
+    assert page.locator("#error-message").is_visible()
+    assert serious_accessibility_violations(page) == []
+
+
+def test_keyboard_focus_is_visible(page: Page) -> None:
+    page.goto("/login")
+    page.focus("#username")
+    page.keyboard.press("Tab")  # keyboard focus: the :focus-visible outline must show
+    assert page.evaluate("document.activeElement.id") == "password"
+    style = page.evaluate("(() => { const s = getComputedStyle(document.activeElement);"
+                          " return [s.outlineStyle, s.outlineWidth]; })()")
+    assert style == ["solid", "3px"]

@@ -102,3 +102,16 @@ def _password() -> str:
     from tests.support.browser import STAFF_PASSWORD
 
     return STAFF_PASSWORD
+
+
+def test_cookies_are_secure_in_production(tmp_path: Path) -> None:
+    from cardsvc.config import get_settings
+    from cardsvc.registry.staff import StaffAccounts
+    from cardsvc.web.context import WebContext
+
+    production = get_settings(env="production", data_dir=tmp_path, key_passphrase="a real secret here")
+    context = WebContext(settings=production, sessions=lambda: None,  # type: ignore[arg-type,return-value]
+                         accounts=StaffAccounts(lambda: None))  # type: ignore[arg-type,return-value]
+    assert context.secure_cookies
+    assert not WebContext(settings=get_settings(env="dev", data_dir=tmp_path), sessions=context.sessions,
+                          accounts=context.accounts).secure_cookies
