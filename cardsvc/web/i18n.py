@@ -288,6 +288,8 @@ MESSAGES: Mapping[str, Mapping[Lang, str]] = MappingProxyType({
     "partner.guests.checkout_of": _m("为 {name} 办理退房", "Check {name} out"),
     "partner.guests.out_done": _m("已办理退房。", "Checked out."),
     "partner.guests.none": _m("今天还没有客人入住。", "No guests today."),
+    "partner.session_expired": _m("登录已过期：请刷新页面重新登录（离线入住记录会保留）。",
+                                  "Signed out: reload the page and sign in (offline check-ins are kept)."),
     # why a verification, record or check-in was refused (reason codes of the workflows)
     "why.other": _m("未通过（{reason}）", "Refused ({reason})"),
     "why.not_ok": _m("验证未通过。", "Not verified."),

@@ -142,6 +142,15 @@ def test_not_our_qr_is_a_clear_message(page: Page, maker: CardMaker) -> None:
     assert page.locator("#checkin").is_hidden()
 
 
+def test_expired_session_is_a_clear_message(page: Page, maker: CardMaker) -> None:
+    card, = maker.issue(1)
+    _open(page, _programme(maker, quota=1))
+    page.context.clear_cookies()  # the session ends while the page is open
+    _verify(page, card.qr)
+    assert page.locator("#guest-verdict").get_attribute("data-reason") == "login_required"
+    assert "登录已过期" in page.locator("#guest-verdict").inner_text()
+
+
 def test_offline_check_in_is_synced_exactly_once(page: Page, maker: CardMaker) -> None:
     card, = maker.issue(1)
     programme = _programme(maker, quota=5)

@@ -35,6 +35,14 @@ function postJson(url, body, headers = {}) {
   });
 }
 
+/** The JSON answer, or a refusal when the session ended (the guard sent the login page instead). */
+async function answerOf(response) {
+  if ((response.headers.get("Content-Type") || "").includes("application/json")) return response.json();
+  const signedOut = response.redirected && new URL(response.url).pathname === "/login";
+  return signedOut ? { error: "login_required", message: msg("msgSession") }
+                   : { error: `http_${response.status}`, message: msg("msgFailed") };
+}
+
 // --- showing a guest --------------------------------------------------------------------------
 
 function eligibilityText(view) {
@@ -77,8 +85,8 @@ async function verify(text) {
   if (navigator.onLine) {
     try {
       const response = await postJson(root.dataset.verify, { text });
-      const answer = await response.json();
-      if (!response.ok) return showRefusal(answer);
+      const answer = await answerOf(response);
+      if (!response.ok || answer.error) return showRefusal(answer);
       return showGuest(answer);
     } catch (error) {
       if (!(error instanceof TypeError)) throw error; // a network failure: verify offline instead
@@ -111,8 +119,8 @@ async function checkIn() {
   if (current.offline || !navigator.onLine) return queue(qr, key);
   try {
     const response = await postJson(root.dataset.checkin, { programme: programme(), qr }, { "Idempotency-Key": key });
-    const answer = await response.json();
-    if (!response.ok) {
+    const answer = await answerOf(response);
+    if (!response.ok || answer.error) {
       $("checkin-result").textContent = answer.message || msg("msgFailed");
       $("checkin-result").dataset.reason = answer.error || "";
       return;
