@@ -197,19 +197,20 @@ def recent_ok_verification(session: Session, *, actor: str, subject: str, since:
 # --- SUN counters and challenges ------------------------------------------------------------------
 
 
+# SUN_SEED / SUN_ADVANCE are public: the verification hot path runs them on the DBAPI cursor.
 _SUN_SEED_VALUES = {"card_number": bindparam("card"), "last": -1, "updated_at": bindparam("now")}
-_SUN_SEED = {name: module.insert(SUN).values(**_SUN_SEED_VALUES).on_conflict_do_nothing(
+SUN_SEED = {name: module.insert(SUN).values(**_SUN_SEED_VALUES).on_conflict_do_nothing(
     index_elements=["card_number"]) for name, module in (("sqlite", sqlite), ("postgresql", postgresql))}
-_SUN_ADVANCE = (update(SUN).where(SUN.c.card_number == bindparam("card"),
-                                  SUN.c.last < bindparam("counter"))
-                .values(last=bindparam("counter"), updated_at=bindparam("now")))
+SUN_ADVANCE = (update(SUN).where(SUN.c.card_number == bindparam("card"),
+                                 SUN.c.last < bindparam("counter"))
+               .values(last=bindparam("counter"), updated_at=bindparam("now")))
 
 
 def advance_sun_counter(session: Session, *, card_number: str, counter: int, now: dt.datetime) -> bool:
     """Compare-and-set: move the card's last counter to ``counter`` only if it grows."""
     params = {"card": card_number, "counter": counter, "now": now}
-    _execute(session, _SUN_SEED[session.connection().dialect.name], params)
-    return bool(_execute(session, _SUN_ADVANCE, params).rowcount == 1)
+    _execute(session, SUN_SEED[session.connection().dialect.name], params)
+    return bool(_execute(session, SUN_ADVANCE, params).rowcount == 1)
 
 
 def add_challenge(session: Session, *, challenge: Challenge) -> None:

@@ -7,7 +7,8 @@ once per dialect and then runs it on the raw DBAPI cursor of the session's own c
 same transaction and snapshot as every other statement of the session — with the bind and result
 processors SQLAlchemy itself would apply (enums, binary, dates), so the rows hold the same values.
 Rows are named tuples with the statement's column labels (attribute access as on Core rows).
-Only for SELECTs without expanding (``IN``) parameters.
+:class:`PreparedWrite` does the same for an INSERT / UPDATE and returns its row count. Not for
+statements with expanding (``IN``) parameters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
 Processor = Callable[[Any], Any] | None
@@ -34,11 +36,11 @@ class _Plan:
     row: Any  # the named-tuple class
 
 
-def _plan(statement: Select[Any], dialect: Dialect) -> _Plan:
-    compiled = statement.compile(dialect=dialect)
+def _plan(statement: Executable, dialect: Dialect) -> _Plan:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
              for name, bind in ((b.key, b) for b in compiled.binds.values())}
-    columns = list(statement.selected_columns)
+    columns = list(statement.selected_columns) if isinstance(statement, Select) else []
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
     positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     row = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
@@ -46,13 +48,12 @@ def _plan(statement: Select[Any], dialect: Dialect) -> _Plan:
 
 
 @dataclass(eq=False)
-class PreparedRead:
-    """One SELECT, compiled once per dialect, run on the session connection's DBAPI cursor."""
-
-    statement: Select[Any]
+class _Prepared:
+    statement: Executable
     _plans: dict[str, _Plan] = field(default_factory=dict, repr=False)
 
-    def all(self, session: Session, **params: Any) -> list[Any]:
+    def _run(self, session: Session, params: Mapping[str, Any], *, fetch: bool) -> tuple[_Plan, Any]:
+        """``(plan, rows)`` when fetching, else ``(plan, rowcount)``."""
         connection = session.connection()
         plan = self._plans.get(connection.dialect.name)
         if plan is None:
@@ -60,14 +61,32 @@ class PreparedRead:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(plan.sql, _arguments(plan, params))
-            fetched: Sequence[Sequence[Any]] = cursor.fetchall()
+            return plan, cursor.fetchall() if fetch else cursor.rowcount
         finally:
             cursor.close()
-        return [plan.row(*_processed(plan.results, values)) for values in fetched]
+
+
+class PreparedRead(_Prepared):
+    """One SELECT, compiled once per dialect, run on the session connection's DBAPI cursor."""
+
+    def all(self, session: Session, **params: Any) -> list[Any]:
+        plan, fetched = self._run(session, params, fetch=True)
+        rows: Sequence[Sequence[Any]] = fetched
+        return [plan.row(*_processed(plan.results, values)) for values in rows]
 
     def first(self, session: Session, **params: Any) -> Any:
         rows = self.all(session, **params)
         return rows[0] if rows else None
+
+
+class PreparedWrite(_Prepared):
+    """One INSERT / UPDATE, compiled once per dialect, run on the session connection's DBAPI cursor
+    (inside the session's transaction, committed with it)."""
+
+    def execute(self, session: Session, **params: Any) -> int:
+        """Run it; the number of rows it changed."""
+        _, count = self._run(session, params, fetch=False)
+        return int(count)
 
 
 def _arguments(plan: _Plan, params: Mapping[str, Any]) -> Any:

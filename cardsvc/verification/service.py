@@ -47,7 +47,7 @@ from cardsvc.verification.checks import (
 from cardsvc.verification.db import Database
 from cardsvc.verification.keys import CardKeys, IssuerTrust
 from cardsvc.verification.outcome import LiveCard, Verdict, Verification, live_status
-from cardsvc.verification.prepared import PreparedRead
+from cardsvc.verification.prepared import PreparedRead, PreparedWrite
 from cardsvc.verification.store import record_event
 from cardsvc.verification.tokens import Clock, utc_now
 from cardsvc.verification.trustbundle import TrustBundleCache
@@ -57,6 +57,16 @@ log = get_logger(__name__)
 # The hot reads on the DBAPI cursor (same statements as repo.card_with_member, a fraction of the CPU).
 CARD_BY_NUMBER = PreparedRead(repo.CARD_BY_NUMBER)
 CARD_BY_UID = PreparedRead(repo.CARD_BY_UID)
+SUN_SEED = {dialect: PreparedWrite(statement) for dialect, statement in repo.SUN_SEED.items()}
+SUN_ADVANCE = PreparedWrite(repo.SUN_ADVANCE)
+
+
+def advance_sun_counter(session: Session, *, card_number: str, counter: int, now: datetime) -> bool:
+    """``repo.advance_sun_counter`` (insert-if-absent, then the compare-and-set UPDATE … WHERE
+    last < counter) with its two statements on the DBAPI cursor: one winner among replays."""
+    params = {"card": card_number, "counter": counter, "now": now}
+    SUN_SEED[session.connection().dialect.name].execute(session, **params)
+    return SUN_ADVANCE.execute(session, **params) == 1
 
 CHALLENGE_SIZE = 16
 CHALLENGE_TTL = timedelta(seconds=60)
@@ -167,7 +177,7 @@ class VerificationService:
 
         A counter that does not grow turns the answer into NOK ``replay`` (no member view)."""
         answer = pending.answer
-        if pending.counter is not None and answer.card_number is not None and not repo.advance_sun_counter(
+        if pending.counter is not None and answer.card_number is not None and not advance_sun_counter(
                 session, card_number=answer.card_number, counter=pending.counter,
                 now=answer.at or self.clock()):
             answer = Verification(Verdict.NOK, "replay", answer.method, answer.card_number, at=answer.at)

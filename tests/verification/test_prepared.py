@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import select
+
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.cards import CardStatus
 from cardsvc.registry.models import MemberStatus
+from cardsvc.registry.verification_models import SunCounter
 from cardsvc.verification.prepared import PreparedRead
 from cardsvc.verification.recuperation import PROGRAMMES_OF_BASE
-from cardsvc.verification.service import CARD_BY_NUMBER, CARD_BY_UID
-from tests.verification.world import World
+from cardsvc.verification.service import CARD_BY_NUMBER, CARD_BY_UID, advance_sun_counter
+from tests.verification.world import NOW, World
 
 
 def _typed(row: Any) -> list[tuple[Any, type]]:
@@ -48,3 +51,16 @@ def test_a_statement_is_compiled_once_per_dialect(world: World) -> None:
         read.all(s, card_number="x")
         read.all(s, card_number="y")
     assert list(read._plans) == [world.db.engine.dialect.name]
+
+
+def test_the_counter_compare_and_set_on_the_cursor_matches_the_repo(world: World) -> None:
+    card = world.issue_card()
+    steps = [(5, True), (5, False), (4, False), (9, True)]  # grows only; one winner per value
+    with world.session() as s:
+        number = card.card_number
+        fast = [advance_sun_counter(s, card_number=number, counter=c, now=NOW) for c, _ in steps]
+        s.rollback()  # the cursor's writes were in the session's transaction: all undone
+        core = [repo.advance_sun_counter(s, card_number=number, counter=c, now=NOW) for c, _ in steps]
+        s.commit()
+        assert s.exec(select(SunCounter)).one().last == 9
+    assert fast == core == [won for _, won in steps]
