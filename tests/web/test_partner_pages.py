@@ -119,6 +119,18 @@ def test_double_submit_records_once(page: Page, maker: CardMaker) -> None:
     assert _checkins(maker, card, programme) == 1
 
 
+def test_another_bases_programme_is_refused(page: Page, maker: CardMaker) -> None:
+    card, = maker.issue(1)
+    other = maker.programme(f"web-{secrets.token_hex(4)}", base="base-huangshan", quota=5)
+    _open(page, _programme(maker, quota=1))
+    answers = page.evaluate(_DOUBLE_SUBMIT, {"url": "/partner/checkin", "key": f"web-{secrets.token_hex(8)}",
+                                             "body": {"programme": other, "qr": card.qr}})
+    assert [a["status"] for a in answers] == [403, 403]
+    assert _checkins(maker, card, other) == 0
+    listed = page.request.get(f"/partner/offline/eligibility/{other}")
+    assert listed.status == 403 and "entries" not in listed.text()
+
+
 def test_over_quota_is_a_clear_message(page: Page, maker: CardMaker) -> None:
     first, second = maker.issue(2)
     programme = _programme(maker, quota=1)

@@ -112,10 +112,25 @@ def test_bad_input_shows_a_message(page: Page, login: Callable[[Page, Role], Non
     assert page.locator("#not-verified").is_visible() and page.locator("#member").count() == 0
 
 
-def _terminal_token(live_server: LiveServer) -> str:
+def _terminal(live_server: LiveServer, point: str = POINT) -> tuple[str, str]:
+    """A new ``cardsvc tap`` terminal client bound to ``point``: (client id, token)."""
     out = live_server.cli("clients", "create", "--label", "web test terminal", "--role", "service_point",
-                          "--service-point", POINT, "--json")
-    return str(json.loads(out[out.index("{"):])["token"])
+                          "--service-point", point, "--json")
+    created = json.loads(out[out.index("{"):])
+    return str(created["client_id"]), str(created["token"])
+
+
+def _terminal_tap(live_server: LiveServer, maker: CardMaker, card: MemberCard,
+                  token: str) -> dict[str, object]:
+    """What ``cardsvc tap`` sends for an NTAG 424 DNA card (challenge, then the card's SUN read)."""
+    terminal = HttpTapServer(live_server.base_url, token)
+    try:
+        challenge = terminal.post("/v1/challenges", None)["challenge"]
+        return terminal.post("/v1/verify/card", {
+            "challenge": challenge, "uid": card.uid.hex(), "kind": "sun",
+            "payload": maker.tap_url(card, live_server.url("/t")), "credential": card.credential.hex()})
+    finally:
+        terminal.close()
 
 
 def test_terminal_tap_appears_on_the_screen(page: Page, login: Callable[[Page, Role], None],
@@ -123,19 +138,30 @@ def test_terminal_tap_appears_on_the_screen(page: Page, login: Callable[[Page, R
     card, = maker.issue(1)
     login(page, Role.service_point)
     page.goto("/point")
-    terminal = HttpTapServer(live_server.base_url, _terminal_token(live_server))
-    try:
-        challenge = terminal.post("/v1/challenges", None)["challenge"]
-        answer = terminal.post("/v1/verify/card", {
-            "challenge": challenge, "uid": card.uid.hex(), "kind": "sun",
-            "payload": maker.tap_url(card, live_server.url("/t")), "credential": card.credential.hex()})
-    finally:
-        terminal.close()
+    answer = _terminal_tap(live_server, maker, card, _terminal(live_server)[1])
     assert answer["outcome"] == "OK", answer
     page.wait_for_selector(f"#member[data-card='{card.card_number}']", timeout=10_000)
     assert page.locator("#member-name").inner_text() == card.member_name
     _record(page, "hardship_aid")
     assert _records(maker, card) == 1
+
+
+def test_another_points_terminal_cannot_be_named(page: Page, login: Callable[[Page, Role], None],
+                                                 live_server: LiveServer, maker: CardMaker) -> None:
+    """A tap at another point's terminal neither shows here nor lets this point record for it."""
+    card, = maker.issue(1)
+    login(page, Role.service_point)
+    page.goto("/point")
+    elsewhere, token = _terminal(live_server, "sp-chengguan")
+    assert _terminal_tap(live_server, maker, card, token)["outcome"] == "OK"
+    page.goto(f"/point?card={card.card_number}")
+    assert page.locator("#not-verified").is_visible()
+    fields = {"csrf": page.locator("[name=csrf]").first.input_value(),
+              "nonce": page.locator("#verify-form [name=nonce]").input_value()}
+    forged = page.request.post("/point/record", form={**fields, "card": card.card_number,
+                                                     "item": "consultation", "via": elsewhere})
+    assert forged.status == 403
+    assert _records(maker, card) == 0
 
 
 def test_records_and_month_chart(page: Page, login: Callable[[Page, Role], None], maker: CardMaker) -> None:
