@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,10 @@ class Site:
     engine: Engine
     runner: asyncio.Runner
     client: httpx.AsyncClient = field(init=False)
+    # The runner's loop lives on its own thread: a Playwright sync driver started earlier in the
+    # session keeps an event loop running on the test thread, where Runner.run() would refuse.
+    worker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="site"))
 
     def __post_init__(self) -> None:
         self.client = self.fresh_client()
@@ -57,7 +62,7 @@ class Site:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver")
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.runner.run(coro)
+        return self.worker.submit(self.runner.run, coro).result()
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.run(self.client.get(path, **kw))
@@ -89,11 +94,14 @@ def make_site(data_dir: Path) -> Iterator[Site]:
         accounts.create(NewStaff(username=username, display_name=display, role=role.value,
                                  password=STAFF_PASSWORD, **_binding(binding)))
     services = db_services(settings, rate_limit=RateLimit(burst=100_000, per_second=1e5))
-    with asyncio.Runner() as runner:
-        site = Site(create_web_app(settings, services=services), engine, runner)
+    site = Site(create_web_app(settings, services=services), engine, asyncio.Runner())
+    try:
         yield site
-        runner.run(site.client.aclose())
-        runner.run(services.aclose())
+        site.run(site.client.aclose())
+        site.run(services.aclose())
+    finally:
+        site.worker.submit(site.runner.close).result()
+        site.worker.shutdown()
     engine.dispose()
 
 
