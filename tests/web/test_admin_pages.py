@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -160,7 +161,7 @@ def test_staff_create_disable_and_unlock(admin: Site) -> None:
                                             "role": "clerk", "password": STAFF_PASSWORD})
     assert made.status_code == 303
     assert 'data-username="clerk9"' in admin.get("/admin/staff").text
-    other = Site(admin.app, admin.engine, admin.runner)
+    other = replace(admin)  # same app and worker thread, its own cookie jar
     for _ in range(5):
         other.post("/login", data={"username": "clerk9", "password": "wrong password!",
                                    "csrf": csrf_in(other.get("/login").text)})
