@@ -45,3 +45,35 @@ def test_same_card_presented_twice_is_recognised(desk: Desk) -> None:
     assert not again.used_reservation
     with desk.sessions() as session:
         assert session.exec(select(Card).where(Card.state == JournalState.issued)).all().__len__() == 1
+
+
+def test_presigned_credential_is_used_while_fresh_and_signed_anew_when_stale(desk: Desk) -> None:
+    import datetime as dt
+
+    from cardsvc.issuance.workflow import PRESIGN_MAX_AGE, CardWorkflow
+    from tests.issuance.support import NOW
+
+    desk.create_batch()
+    now = [NOW]
+    workflow = CardWorkflow(desk.ctx, desk.journal(), clock=lambda: now[0])
+    cards = blank_cards("ntag424", 3)
+    taken = []
+    for card, wait in zip(cards, (dt.timedelta(seconds=50), PRESIGN_MAX_AGE + dt.timedelta(seconds=1),
+                                  dt.timedelta(0)), strict=True):
+        reservation = workflow.journal.reserve(desk.batch)
+        assert reservation is not None
+        presigned = workflow.presign(reservation)
+        assert presigned is not None and presigned.card_number == reservation.card_number
+        signed_at = now[0]
+        now[0] += wait  # the clerk takes this long to present the card
+        other = None if wait else workflow.presign(workflow.journal.reserve(desk.batch))  # type: ignore[arg-type]
+        outcome = workflow.process(DirectConnection(card), reservation, other or presigned)
+        assert outcome.kind is OutcomeKind.issued, outcome.reason
+        with desk.sessions() as session:
+            row = card_repo.get_card(session, card_number=reservation.card_number)
+        claims = parse_credential(row.credential or b"").claims
+        taken.append((row.issued_at == claims.issued_at, claims.issued_at == signed_at,
+                      claims.card_number == reservation.card_number))
+    # fresh: the pre-signed credential (iat = signing time); stale: signed anew at binding (iat =
+    # binding time); another reservation's credential: never used (signed anew for this number)
+    assert taken == [(True, True, True), (True, False, True), (True, True, True)]
