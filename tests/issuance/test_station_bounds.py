@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -44,7 +45,7 @@ class DeafSource(QueueSource):
         return None
 
 
-def workers(desk: Desk, sources: list[QueueSource], events: list[StationEvent], stop: threading.Event,
+def workers(desk: Desk, sources: Sequence[QueueSource], events: list[StationEvent], stop: threading.Event,
             limits: Limits = FAST) -> list[Worker]:
     return [Worker(s, desk.workflow(s.name), desk.journal(s.name), events.append, stop, limits=limits)
             for s in sources]
