@@ -49,7 +49,9 @@ def run(desk: Desk, stack: PcscStack, events: list[StationEvent], expected: int 
 def test_two_readers_issue_a_batch_through_pcscd(desk: Desk, pcsc_stack: Callable[[int], PcscStack]) -> None:
     seed_members(desk.engine, 1, start=100)  # 6 members
     desk.create_batch()
-    cards = blank_cards("ntag424", 6)
+    # 6 blanks per reader: a reader whose deck ran out while it held the last member would wait for
+    # a card that never comes (a worker may issue more than half the batch)
+    cards = blank_cards("ntag424", 12)
     stack = pcsc_stack(2)
     stack.emulate([cards[0::2], cards[1::2]], feed=True)
     events: list[StationEvent] = []
