@@ -73,6 +73,7 @@ PAGES: Mapping[str, PagePolicy] = MappingProxyType(
         "partner_bundle": _only(PARTNER),
         "partner_eligibility": _only(PARTNER),
         "partner_sync": _only(PARTNER),
+        "partner_sw": PUBLIC,  # the page's service worker script: no data, scope /partner
         # admin (issue #6 item 6): admins only
         "admin_dashboard": _only(ADMIN, nav="nav.admin_dashboard"),
         "admin_clients": _only(ADMIN, nav="nav.admin_clients"),

@@ -189,6 +189,33 @@ def test_offline_check_in_is_synced_exactly_once(page: Page, maker: CardMaker) -
     assert _checkins(maker, card, programme) == 1
 
 
+def test_page_reloads_with_no_network(page: Page, maker: CardMaker) -> None:
+    """The service worker keeps the page and its scripts: reload offline, verify, queue, sync once."""
+    card, = maker.issue(1)
+    programme = _programme(maker, quota=5)
+    _open(page, programme)
+    assert page.locator("#partner").get_attribute("data-worker") == "registered"
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.click("#download")
+    page.wait_for_selector("#download-status[data-downloaded]")
+    page.reload()  # now under the worker's control: the page and every module pass through it
+    page.wait_for_selector("#partner[data-ready]")
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
+    page.context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("#partner[data-ready]")
+    network = "fetch('/partner/guests').then(() => 'reached', () => 'unreachable')"
+    assert page.evaluate(network) == "unreachable"  # the page came from the worker's cache
+    page.select_option("#programme", programme)
+    _verify(page, card.qr)
+    assert page.locator("#guest-verdict").get_attribute("data-verdict") == "OK"
+    page.click("#checkin")
+    page.wait_for_selector("#pending-count[data-pending='1']")
+    page.context.set_offline(False)
+    page.wait_for_selector("#pending-count[data-pending='0']", timeout=20_000)
+    assert _checkins(maker, card, programme, source="offline") == 1
+
+
 def test_phone_tap_page_at_375_px(phone_page: Page, live_server: LiveServer, maker: CardMaker) -> None:
     card, = maker.issue(1)
     programme = _programme(maker, quota=5)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, Path, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardsvc.api.verify_schemas import (
@@ -33,7 +33,7 @@ from cardsvc.errors import CardsvcError, Conflict, CredentialError, NotConfigure
 from cardsvc.web.acting import acting, json_answer, json_refusal, reason_of
 from cardsvc.web.context import web_of
 from cardsvc.web.partner import BaseDesk, GuestCheck, bundle_anchor
-from cardsvc.web.render import render, secured
+from cardsvc.web.render import STATIC_DIR, render, secured
 from cardsvc.web.session import flash, user_of
 
 router = APIRouter(prefix="/partner")
@@ -127,6 +127,13 @@ def guests(request: Request, out: str = "") -> Response:
 
 
 # --- offline material ------------------------------------------------------------------------------
+
+
+@router.get("/sw.js", name="partner_sw")
+def service_worker() -> Response:
+    """The page's service worker (served here so that its scope can be ``/partner``; no secrets)."""
+    return secured(FileResponse(STATIC_DIR / "js" / "partner_sw.js", media_type="text/javascript",
+                                headers={"Service-Worker-Allowed": "/partner", "Cache-Control": "no-cache"}))
 
 
 @router.get("/offline/bundle", name="partner_bundle")

@@ -239,7 +239,20 @@ async function main() {
     verify($("typed-qr").value.trim());
   });
   if (root.dataset.preset) showGuest(JSON.parse(root.dataset.preset));
+  if (navigator.onLine) store.sync().catch(() => {}); // items left by an earlier page or session
+  await registerWorker();
   root.dataset.ready = "1";
+}
+
+/** The service worker that lets the page reload with no network (see partner_sw.js). */
+async function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    await navigator.serviceWorker.register(root.dataset.sw, { scope: "/partner" });
+    root.dataset.worker = "registered";
+  } catch (error) {
+    root.dataset.worker = `failed: ${error.message}`; // the page still works; a reload offline will not
+  }
 }
 
 main();
