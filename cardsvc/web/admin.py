@@ -18,11 +18,12 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from cardsvc.api.services import Services
-from cardsvc.errors import AuditIntegrityError, InvalidRecord, NotConfigured
+from cardsvc.errors import AuditIntegrityError, Conflict, InvalidRecord, NotConfigured, NotFound
 from cardsvc.logging import get_logger
 from cardsvc.registry import repo as registry_repo
 from cardsvc.registry import verification_repo as repo
@@ -117,6 +118,7 @@ class AdminDesk:
 
     async def create_client(self, *, label: str, role: Role, point: str | None,
                             base: str | None) -> IssuedToken:
+        await anyio.to_thread.run_sync(lambda: self.check_places(point, base))
         issued = await create_client(self.services.clients, label=label, role=role, service_point_id=point,
                                      partner_base_id=base, clock=self.services.clock)
         await self.services.audit.append(self._event("client.create", issued.client.client_id, "created"))
@@ -133,10 +135,13 @@ class AdminDesk:
         return self.web.accounts.list()
 
     def create_staff(self, new: NewStaff) -> None:
+        self.check_places(new.service_point_id, new.partner_base_id)
         self.web.accounts.create(new)
         self.audited("staff.create", new.username, new.role)
 
-    def disable_staff(self, username: str) -> None:
+    def disable_staff(self, username: str, *, me: str) -> None:
+        if username == me:
+            raise Conflict("an administrator cannot disable their own account", reason="own_account")
         self.web.accounts.disable(username)
         self.audited("staff.disable", username, "disabled")
 
@@ -145,6 +150,13 @@ class AdminDesk:
         self.audited("staff.unlock", username, "unlocked")
 
     # --- reference data ---------------------------------------------------------------------
+
+    def check_places(self, point: str | None, base: str | None) -> None:
+        """A binding names an existing service point / partner base (or none)."""
+        if point and point not in {p.code for p in self.points()}:
+            raise InvalidRecord(f"no service point {point}", field="service_point")
+        if base and base not in {b.code for b in self.bases()}:
+            raise InvalidRecord(f"no partner base {base}", field="partner_base")
 
     def points(self) -> list[ServicePoint]:
         return self.db.read(lambda s: list(s.scalars(select(ServicePoint).order_by(col(ServicePoint.code)))))
@@ -176,6 +188,7 @@ class AdminDesk:
             raise InvalidRecord("the programme ends before it starts", field="ends_on")
         if spec.quota < 0:
             raise InvalidRecord("the quota cannot be negative", field="quota")
+        self.check_places(None, spec.base_code)
         known = {code for code, _ in self.categories()}
         unknown = sorted(set(spec.categories) - known)
         if unknown:
@@ -232,6 +245,13 @@ def _save_programme(session: Session, spec: ProgrammeSpec) -> None:
     if spec.named:
         if len(spec.named) > MAX_NAMED:
             raise InvalidRecord(f"at most {MAX_NAMED} members on a named list", field="named")
-        members = [registry_repo.get_member(session, public_id=pid) for pid in spec.named]
+        members = [_member(session, pid) for pid in spec.named]
         rows = [ProgrammeMember(programme_code=spec.code, member_id=int(m.id or 0)) for m in members]
         repo.save_all(session, objects=rows)
+
+
+def _member(session: Session, public_id: str) -> Member:
+    try:
+        return registry_repo.get_member(session, public_id=public_id)
+    except NotFound:
+        raise InvalidRecord(f"no member {public_id} for the named list", field="named") from None

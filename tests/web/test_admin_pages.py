@@ -37,6 +37,7 @@ from cardsvc.registry.verification_models import (
     ServiceRecord,
 )
 from cardsvc.verification.roles import Role
+from cardsvc.verification.seed import seed_reference_data
 from cardsvc.web.access import PAGES
 from tests.support.browser import (
     STAFF_PASSWORD,
@@ -63,6 +64,8 @@ def test_the_admin_pages_are_for_admins_only() -> None:
 
 @pytest.fixture(scope="module")
 def admin(site: Site) -> Iterator[Site]:
+    with Session(site.engine) as session, session.begin():
+        seed_reference_data(session)  # the points and bases staff and clients are bound to
     site.client = site.fresh_client()
     assert site.login(Role.admin).status_code == 303
     yield site
@@ -208,7 +211,7 @@ def test_reference_data_is_saved_listed_and_audited(admin: Site) -> None:
 def test_a_programme_ending_before_it_starts_is_refused(admin: Site) -> None:
     fields = form_of(admin, "/admin/places", "programme-form")
     answer = admin.post("/admin/programmes", data={
-        **fields, "code": "p-bad", "base_code": "base-new", "name": "x", "starts_on": "2026-05-31",
+        **fields, "code": "p-bad", "base_code": "base-beidaihe", "name": "x", "starts_on": "2026-05-31",
         "ends_on": "2026-05-01", "quota": "5"})
     assert answer.status_code == 422 and "ends before it starts" in answer.text
     with Session(admin.engine) as session:
@@ -218,9 +221,73 @@ def test_a_programme_ending_before_it_starts_is_refused(admin: Site) -> None:
 def test_an_unknown_category_is_refused(admin: Site) -> None:
     fields = form_of(admin, "/admin/places", "programme-form")
     answer = admin.post("/admin/programmes", data={
-        **fields, "code": "p-cat", "base_code": "base-new", "name": "x", "starts_on": "2026-05-01",
+        **fields, "code": "p-cat", "base_code": "base-beidaihe", "name": "x", "starts_on": "2026-05-01",
         "ends_on": "2026-05-31", "quota": "5", "categories": ["no_such_group"]})
     assert answer.status_code == 422 and "no_such_group" in answer.text
+
+
+def test_bindings_must_name_an_existing_place(admin: Site) -> None:
+    fields = form_of(admin, "/admin/clients", "client-form")
+    answer = admin.post("/admin/clients", data={**fields, "label": "ghost", "role": "service_point",
+                                                "service_point": "sp-nowhere"})
+    assert answer.status_code == 422 and "sp-nowhere" in answer.text
+    fields = form_of(admin, "/admin/staff", "staff-form")
+    answer = admin.post("/admin/staff", data={**fields, "username": "ghost1", "display_name": "x",
+                                              "role": "partner", "password": STAFF_PASSWORD,
+                                              "partner_base": "base-nowhere"})
+    assert answer.status_code == 422 and "base-nowhere" in answer.text
+    assert 'data-username="ghost1"' not in admin.get("/admin/staff").text
+    fields = form_of(admin, "/admin/places", "programme-form")
+    answer = admin.post("/admin/programmes", data={
+        **fields, "code": "p-nobase", "base_code": "base-nowhere", "name": "x", "starts_on": "2026-05-01",
+        "ends_on": "2026-05-31", "quota": "5"})
+    assert answer.status_code == 422 and "base-nowhere" in answer.text
+
+
+def test_a_named_list_with_an_unknown_member_saves_nothing(admin: Site) -> None:
+    fields = form_of(admin, "/admin/places", "base-form")
+    admin.post("/admin/bases", data={**fields, "code": "base-named", "name": "名单基地"})
+    fields = form_of(admin, "/admin/places", "programme-form")
+    answer = admin.post("/admin/programmes", data={
+        **fields, "code": "p-named", "base_code": "base-named", "name": "x", "starts_on": "2026-05-01",
+        "ends_on": "2026-05-31", "quota": "5", "named": "NOSUCHMEMBER1"})
+    assert answer.status_code == 422 and "NOSUCHMEMBER1" in answer.text
+    with Session(admin.engine) as session:
+        assert session.get(Programme, "p-named") is None  # the programme row rolled back with it
+
+
+def test_an_admin_cannot_disable_their_own_account(admin: Site) -> None:
+    page = admin.get("/admin/staff").text
+    assert "/admin/staff/admin1/disable" not in page  # no button for oneself
+    fields = form_of(admin, "/admin/staff/admin1/disable", "confirm-form")
+    answer = admin.post("/admin/staff/admin1/disable", data=fields)
+    assert answer.status_code == 409
+    assert admin.get("/admin").status_code == 200  # still signed in
+
+
+def test_every_admin_page_renders_in_english(admin: Site) -> None:
+    admin.client.cookies.set("cardsvc_lang", "en")
+    try:
+        for path, title in (("/admin", "Dashboard"), ("/admin/clients", "API clients and tokens"),
+                            ("/admin/staff", "Staff users"), ("/admin/privacy", "Consent and erasure"),
+                            ("/admin/places", "Service points, items, bases and programmes")):
+            answer = admin.get(path)
+            assert answer.status_code == 200, path
+            assert f"<h1>{title}</h1>" in answer.text or f'">{title}</h1>' in answer.text, path
+    finally:
+        admin.client.cookies.delete("cardsvc_lang")
+
+
+def test_an_admin_form_sent_after_the_session_ended_goes_to_the_login_page(admin: Site) -> None:
+    fields = form_of(admin, "/admin/places", "point-form")
+    gone = replace(admin)
+    gone.client.cookies.set("cardsvc_session", "expired-or-forged")
+    answer = gone.post("/admin/points", data={**fields, "code": "sp-late", "name": "x"},
+                       headers={"referer": "http://testserver/admin/places"})
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/login?why=expired&next=/admin/places")
+    assert 'data-code="sp-late"' not in admin.get("/admin/places").text
+    gone.run(gone.client.aclose())
 
 
 def test_the_dashboard_shows_the_audit_chain_verified_then_broken(admin: Site) -> None:

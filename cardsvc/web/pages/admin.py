@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import anyio.from_thread
+import anyio.to_thread
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -162,7 +163,7 @@ def staff_action(request: Request, username: Username, nonce: NonceField,
 
     def work() -> str:
         if action == "disable":
-            desk.disable_staff(username)
+            desk.disable_staff(username, me=user_of(request).staff.username)
         else:
             desk.unlock_staff(username)
         return path_of(request, "admin_staff")
