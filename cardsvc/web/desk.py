@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ ACTIONS = ("suspend", "resume", "lost", "replace", "revoke")
 PROGRESS_STATES = ("reserved", "writing", "written", "verified", "issued", "spoiled", "voided")
 MEMBER_LIST_SUFFIXES = (".xlsx", ".csv")
 MAX_LOOKUP = 50
+KEEP_FILES = dt.timedelta(days=7)  # import reports are kept this long
 _REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _CARD_NUMBER = re.compile(r"^\d{12,16}$")
 _ID_NUMBER = re.compile(r"^\d{17}[\dXx]$")
@@ -96,6 +98,7 @@ class Desk:
         return self._keep_report(report, source)
 
     def _keep_report(self, report: ImportReport, source: str) -> str:
+        self._prune()
         report_id = secrets.token_urlsafe(18)
         write_report(report, self.work_dir / f"{report_id}.xlsx")
         summary = ReportSummary(report_id, source, report.dry_run, report.rows_read, report.created,
@@ -103,6 +106,13 @@ class Desk:
                                 [asdict(p) for p in report.problems], list(report.notices))
         (self.work_dir / f"{report_id}.json").write_text(json.dumps(asdict(summary), ensure_ascii=False))
         return report_id
+
+    def _prune(self) -> None:
+        """Reports (and any upload a crash left behind) older than :data:`KEEP_FILES` go."""
+        cutoff = time.time() - KEEP_FILES.total_seconds()
+        for path in self.work_dir.iterdir():
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
 
     def report(self, report_id: str) -> tuple[ReportSummary, Path]:
         if not _REPORT_ID.match(report_id):
