@@ -5,8 +5,9 @@ and waits for every answer on it with ``poll()`` and no timeout (``SCardCancel``
 ``SCardGetStatusChange``; ``SCardDisconnect`` from another thread waits for the context's lock).
 Shutting the socket down makes the blocked call return ``SCARD_F_COMM_ERROR`` at once; the
 context is dead afterwards. :func:`socket_fds` before and after establishing a context tells which
-descriptor is the context's; when that is not exactly one UNIX stream socket the caller must not
-guess (it falls back to a worker thread).
+descriptor is the context's (descriptor *and* socket inode, so a number another thread closed and
+reused in between is not mistaken for it); when that is not exactly one UNIX stream socket the
+caller must not guess (it falls back to a worker thread).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ _log = logging.getLogger(__name__)
 _FD_DIR = "/proc/self/fd"
 
 
-def socket_fds() -> frozenset[int]:
-    """The process's open socket descriptors (empty without ``/proc``)."""
+def socket_fds() -> frozenset[tuple[int, str]]:
+    """The process's open sockets as (descriptor, ``socket:[inode]``) (empty without ``/proc``)."""
     try:
         names = os.listdir(_FD_DIR)
     except OSError:
@@ -28,16 +29,17 @@ def socket_fds() -> frozenset[int]:
     found = set()
     for name in names:
         try:
-            if os.readlink(f"{_FD_DIR}/{name}").startswith("socket:"):
-                found.add(int(name))
+            target = os.readlink(f"{_FD_DIR}/{name}")
+            if target.startswith("socket:"):
+                found.add((int(name), target))
         except (OSError, ValueError):
             continue
     return frozenset(found)
 
 
-def only_unix_stream(fds: frozenset[int]) -> int | None:
-    """The single UNIX stream socket among ``fds``, else ``None`` (none, or ambiguous)."""
-    found = [fd for fd in fds if _is_unix_stream(fd)]
+def only_unix_stream(sockets: frozenset[tuple[int, str]]) -> int | None:
+    """The descriptor of the single UNIX stream socket among ``sockets``, else ``None``."""
+    found = [fd for fd, _inode in sockets if _is_unix_stream(fd)]
     return found[0] if len(found) == 1 else None
 
 

@@ -54,9 +54,11 @@ def test_idle_watch_sleeps_a_whole_timeout() -> None:
 
 
 def test_shutting_the_socket_down_wakes_a_blocked_reader() -> None:
+    before = clientsocket.socket_fds()
     ours, theirs = socket.socketpair()
-    before = clientsocket.socket_fds() - {ours.fileno(), theirs.fileno()}
-    assert clientsocket.only_unix_stream(clientsocket.socket_fds() - before - {theirs.fileno()}) \
+    new = clientsocket.socket_fds() - before
+    assert {fd for fd, _ in new} == {ours.fileno(), theirs.fileno()}
+    assert clientsocket.only_unix_stream(frozenset(e for e in new if e[0] == ours.fileno())) \
         == ours.fileno()
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(ours.recv(10)))
@@ -73,7 +75,21 @@ def test_shutting_the_socket_down_wakes_a_blocked_reader() -> None:
 
 def test_two_new_unix_sockets_are_ambiguous() -> None:
     first, second = socket.socketpair()
-    assert clientsocket.only_unix_stream(frozenset({first.fileno(), second.fileno()})) is None
+    pair = frozenset({(first.fileno(), "socket:[1]"), (second.fileno(), "socket:[2]")})
+    assert clientsocket.only_unix_stream(pair) is None
     assert clientsocket.only_unix_stream(frozenset()) is None
     first.close()
+    second.close()
+
+
+def test_a_reused_descriptor_number_counts_as_new() -> None:
+    before = clientsocket.socket_fds()
+    first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    number, seen = first.fileno(), clientsocket.socket_fds()
+    first.close()
+    second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # most likely the same number
+    new = clientsocket.socket_fds() - seen
+    if second.fileno() == number:
+        assert {fd for fd, _ in new} == {number}  # same number, another inode: still new
+    assert clientsocket.only_unix_stream(clientsocket.socket_fds() - before) == second.fileno()
     second.close()
