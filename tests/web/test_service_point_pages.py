@@ -26,6 +26,7 @@ from cardsvc.cli.tap import HttpTapServer
 from cardsvc.config import get_settings
 from cardsvc.registry.verification_models import ServiceRecord
 from cardsvc.verification.roles import Role
+from cardsvc.web.service_point import Bar, bar_lengths, looks_like_sun_url, sun_path
 from tests.support.browser import LiveServer, screenshot, serious_accessibility_violations
 from tests.web.point_cards import CardMaker, MemberCard
 
@@ -188,6 +189,22 @@ def test_phone_width(phone_page: Page, login: Callable[[Page, Role], None], make
     screenshot(phone_page, "service-point-phone")
     phone_page.goto("/point/records")
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_english_switch(page: Page, login: Callable[[Page, Role], None]) -> None:
+    login(page, Role.service_point)
+    page.goto("/lang?to=en&next=/point")
+    assert page.locator("h1").inner_text() == "Member tap screen"
+    page.goto("/point/records")
+    assert page.locator("h1").inner_text() == "Today's records"
+
+
+def test_sun_links_and_bar_lengths() -> None:
+    assert looks_like_sun_url("https://cards.example/t?p=00AA&m=11BB")
+    assert not looks_like_sun_url("UC1:ABC") and not looks_like_sun_url("https://cards.example/t?p=00")
+    assert sun_path(" https://cards.example/t?p=00AA&m=11BB ") == "/t?p=00AA&m=11BB"
+    assert bar_lengths([Bar("a", 4), Bar("b", 1), Bar("c", 0)], 300) == [300, 75, 0]
+    assert bar_lengths([], 300) == [] and bar_lengths([Bar("a", 0)], 300) == [0]
 
 
 @pytest.mark.parametrize("path", ["/partner", "/partner/guests", "/desk/import", "/desk/cards"])
