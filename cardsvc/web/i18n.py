@@ -298,6 +298,7 @@ MESSAGES: Mapping[str, Mapping[Lang, str]] = MappingProxyType({
                                    "This is not one of our member card QR codes."),
     "why.prefix": _m("不是本会的会员卡二维码。", "This is not one of our member card QR codes."),
     "why.base45": _m("二维码内容不完整或已损坏。", "The QR code text is incomplete or damaged."),
+    "why.sun_malformed": _m("碰卡链接不完整，请重新碰卡。", "The tap link is incomplete: tap again."),
     "why.signature": _m("二维码签名无效（可能被篡改）。",
                         "The QR code's signature is not valid (tampered?)."),
     "why.unknown_card": _m("不是本会发行的会员卡。", "This card was not issued by us."),

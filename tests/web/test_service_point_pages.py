@@ -109,6 +109,9 @@ def test_bad_input_shows_a_message(page: Page, login: Callable[[Page, Role], Non
     assert page.locator("#tap-refused").is_visible()
     _verify(page, "UC1:NOT-OURS")
     assert page.locator("#tap-refused").is_visible()
+    _verify(page, "https://cards.example/t?p=00&m=11")  # a truncated phone-tap link
+    assert page.locator("#tap-refused").get_attribute("data-reason") == "sun_malformed"
+    assert "不完整" in page.locator("#tap-refused").inner_text()
     page.goto("/point?card=290000000000")  # a card nobody verified here: no member, a message
     assert page.locator("#not-verified").is_visible() and page.locator("#member").count() == 0
 
