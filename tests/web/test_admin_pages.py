@@ -347,6 +347,9 @@ def seed_activity(live: LiveServer) -> dict[str, int]:
     The cards are stored revoked (not live) so the other suites' card issuing is not disturbed.
     """
     engine = live_engine(live)
+    with Session(engine) as session:
+        if session.scalars(select(Batch).where(Batch.label == "admin-dash-2026")).first() is not None:
+            return {"cards": 3}  # seeded by an earlier test of this session
     members = live_members(live, 3)
     with Session(engine) as session, session.begin():
         rows = list(session.scalars(select(Member).where(Member.public_id.in_(members))))  # type: ignore[attr-defined]
@@ -389,8 +392,17 @@ ADMIN_PATHS = ("/admin", "/admin/clients", "/admin/staff", "/admin/places", "/ad
 
 
 @pytest.mark.parametrize("path", ADMIN_PATHS)
-def test_each_admin_page_fits_a_phone_and_passes_axe(phone_page: Page, login: Login, path: str) -> None:
+def test_each_admin_page_fits_a_phone_and_passes_axe(phone_page: Page, login: Login, path: str,
+                                                     live_server: LiveServer) -> None:
+    seed_activity(live_server)  # the dashboard with charts drawn, not empty
     check_phone(phone_page, login, path)
+
+
+def test_no_session_in_the_browser_goes_to_the_login_page(page: Page) -> None:
+    for path in ADMIN_PATHS:
+        page.goto(path)
+        assert "/login?why=required" in page.url, path
+        expect(page.locator("input[name=username]")).to_be_visible()
 
 
 @pytest.mark.parametrize("role", [Role.clerk, Role.service_point, Role.partner])
@@ -550,6 +562,11 @@ def test_browser_an_unknown_member_cannot_be_erased(page: Page, login: Login) ->
 def test_browser_dashboard(page: Page, login: Login, live_server: LiveServer) -> None:
     seed_activity(live_server)
     login(page, Role.admin)
+    page.goto("/admin/places")  # one audited change at least, whichever tests ran before
+    page.fill("#item-code", "dash_item")
+    page.fill("#item-name", "统计用项目")
+    page.click("#item-save")
+    expect(page.locator("tr[data-code='dash_item']")).to_be_visible()
     page.get_by_role("navigation").get_by_role("link", name="统计概览").click()
     expect(page.locator("#audit-status")).to_have_attribute("data-ok", "true")
     expect(page.locator("#audit-ok")).to_contain_text("已校验至第")
@@ -567,6 +584,10 @@ def test_browser_dashboard(page: Page, login: Login, live_server: LiveServer) ->
     assert int(page.locator("#chart-checkins-base tr[data-bar='base-beidaihe'] td").inner_text()) >= 3
     svg_bar = page.locator("#chart-cards-batch svg g[data-label='admin-dash-2026']")
     expect(svg_bar).to_have_attribute("data-value", "3")
+    widths = page.evaluate("""() => Array.from(cardsvcCharts.bar([{label: "a", value: 4},
+        {label: "b", value: 2}, {label: "c", value: 0}]).querySelectorAll("rect"))
+        .map((r) => Number(r.getAttribute("width")))""")
+    assert widths[0] == 2 * widths[1] and widths[2] == 0
     check_page(page, "admin-dashboard")
 
 
