@@ -21,6 +21,8 @@ from sqlmodel import Session, select
 from cardsvc.cardcrypto import sun
 from cardsvc.config import Settings
 from cardsvc.credential import CredentialClaims, Signer, issue_credential, open_key_store, to_qr_text
+from cardsvc.drivers.base import MasterKeys, PersonalisationPlan, driver_for
+from cardsvc.emulator.ntag424 import Ntag424Card
 from cardsvc.issuance.keys import ensure_master_keys, ensure_uid_index
 from cardsvc.profiles import load_profiles
 from cardsvc.profiles.ntag424 import Ntag424Config
@@ -30,6 +32,7 @@ from cardsvc.registry.db import engine_for, session_factory
 from cardsvc.registry.models import Member, MemberStatus
 from cardsvc.verification.keys import CardKeys, card_keys_from_store
 from cardsvc.verification.seed import seed_programme
+from tests.support.cards import DirectConnection
 
 NTAG = "ntag424-dna"
 
@@ -106,6 +109,17 @@ class CardMaker:
             state=JournalState.issued, status=CardStatus.active, uid_hash=self.keys.uid_hash(uid),
             credential=credential, issued_at=now, expires_at=now + dt.timedelta(days=365)))
         return MemberCard(number, member.name, uid, credential)
+
+    def chip(self, card: MemberCard, sun_base_url: str) -> Ntag424Card:
+        """An emulated NTAG 424 DNA chip with ``card``'s UID, personalised by the real driver with the
+        server's master keys and the card's credential (what a station writes)."""
+        chip = Ntag424Card.blank(uid=card.uid)
+        keys = MasterKeys(version=self.version, keys=dict(self.keys.master(self.version)),
+                          system_identifier=self.keys.system_identifier)
+        plan = PersonalisationPlan(card_number=card.card_number, credential=card.credential, master_keys=keys,
+                                   sun_base_url=sun_base_url)
+        driver_for(self.profiles[NTAG]).personalise(DirectConnection(chip), plan)
+        return chip
 
     def tap_url(self, card: MemberCard, base: str) -> str:
         """The SUN URL the card mirrors on its next read (its counter moves on)."""

@@ -7,8 +7,9 @@ the pages verify them with the server's real workflows:
   service; the same form posted twice records it once;
 * the phone tap's SUN link pasted on the tap screen → member → record; the same link again is
   refused as a replay;
-* a tap at the point's terminal (the ``cardsvc tap`` HTTP client, ``HttpTapServer``, with a token
-  bound to this point) appears on the open tap screen by itself, and a service can be recorded for it;
+* a tap at the point's terminal — ``cardsvc tap``'s own ``tap_once`` with its HTTP client and a token
+  bound to this point, the real NTAG driver reading an emulated chip personalised by the real driver
+  — appears on the open tap screen by itself, and a service can be recorded for it;
 * today's records and the month's chart; axe-core finds no serious violations; 375-px layout;
 * access: a service-point session cannot open partner or desk pages.
 """
@@ -17,17 +18,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page
 from sqlalchemy import func, select
 
-from cardsvc.cli.tap import HttpTapServer
+from cardsvc.cli.tap import HttpTapServer, tap_once
 from cardsvc.config import get_settings
 from cardsvc.registry.verification_models import ServiceRecord
 from cardsvc.verification.roles import Role
 from cardsvc.web.service_point import Bar, bar_lengths, looks_like_sun_url, sun_path
 from tests.support.browser import LiveServer, screenshot, serious_accessibility_violations
+from tests.support.cards import DirectConnection
 from tests.web.point_cards import CardMaker, MemberCard
 
 pytestmark = [pytest.mark.slow]
@@ -125,14 +128,13 @@ def _terminal(live_server: LiveServer, point: str = POINT) -> tuple[str, str]:
 
 
 def _terminal_tap(live_server: LiveServer, maker: CardMaker, card: MemberCard,
-                  token: str) -> dict[str, object]:
-    """What ``cardsvc tap`` sends for an NTAG 424 DNA card (challenge, then the card's SUN read)."""
+                  token: str) -> dict[str, Any]:
+    """``cardsvc tap``'s own code for one card: the real NTAG driver reads a fresh SUN from the
+    emulated chip, the terminal's HTTP client sends challenge and proof to the live server."""
+    chip = maker.chip(card, live_server.url("/t"))
     terminal = HttpTapServer(live_server.base_url, token)
     try:
-        challenge = terminal.post("/v1/challenges", None)["challenge"]
-        return terminal.post("/v1/verify/card", {
-            "challenge": challenge, "uid": card.uid.hex(), "kind": "sun",
-            "payload": maker.tap_url(card, live_server.url("/t")), "credential": card.credential.hex()})
+        return tap_once(DirectConnection(chip), maker.profiles, terminal)
     finally:
         terminal.close()
 
