@@ -1,6 +1,8 @@
-"""Body limit of the pages: a member-list upload may be a few MiB, nothing more (413 page)."""
+"""Body limit of the pages: a member-list upload may be a few MiB, nothing more (a bilingual 413)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,24 +24,49 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await _too_large(send)
             return
-        await self.app(scope, self._counting(receive), send)
+        state = _Stream()
+        try:
+            await self.app(scope, self._counting(receive, state), self._guarded(send, state))
+        except BodyTooLarge:
+            pass  # answered below (or already, by the guarded send)
+        if state.exceeded and not state.answered:
+            await _too_large(send)
 
-    def _counting(self, receive: Receive) -> Receive:
-        seen = 0
-
+    def _counting(self, receive: Receive, state: _Stream) -> Receive:
         async def counted() -> Message:
-            nonlocal seen
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_body:
+            state.seen += len(message.get("body", b""))
+            if state.seen > self.max_body:
+                state.exceeded = True
                 raise BodyTooLarge
             return message
 
         return counted
 
+    @staticmethod
+    def _guarded(send: Send, state: _Stream) -> Send:
+        """Whatever the app answers once the limit is passed (FastAPI turns a failed form read into
+        a 400) is replaced by the 413."""
+
+        async def guarded(message: Message) -> None:
+            if not state.exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start" and not state.answered:
+                state.answered = True
+                await _too_large(send)
+
+        return guarded
+
+
+@dataclass
+class _Stream:
+    seen: int = 0
+    exceeded: bool = False
+    answered: bool = False
+
 
 class BodyTooLarge(Exception):
-    """A streamed body passed the limit."""
+    """A streamed body passed the limit (the pages' error handlers answer 413)."""
 
 
 async def _too_large(send: Send) -> None:

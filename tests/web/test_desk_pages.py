@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ def _upload(site: Site, name: str, content: bytes, **extra: str) -> httpx.Respon
                      files={"file": (name, content, "application/octet-stream")})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def clerk(site: Site) -> Site:
     site.client = site.fresh_client()
     assert site.login(Role.clerk).status_code == 303
@@ -94,3 +95,21 @@ def test_a_partner_session_cannot_use_the_desk(site: Site) -> None:
     assert refused.status_code == 403
     with site.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM card_batch WHERE label = 'P'")).scalar_one() == 0
+
+
+def test_an_upload_over_the_limit_is_refused_with_a_page(clerk: Site) -> None:
+    from cardsvc.web.limits import MAX_PAGE_BODY
+
+    fields = _form(clerk, "/desk/import")
+    declared = clerk.post("/desk/import", data=fields,
+                          files={"file": ("big.csv", b"x" * (MAX_PAGE_BODY + 1), "text/csv")})
+    assert declared.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused as the stream grows
+        yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n'
+        for _ in range(MAX_PAGE_BODY // 65536 + 2):
+            yield b"y" * 65536
+
+    streamed = clerk.run(clerk.client.post("/desk/import", content=chunks(), headers={
+        "Content-Type": "multipart/form-data; boundary=xyz", "X-CSRF-Token": fields["csrf"]}))
+    assert streamed.status_code == 413 and "The upload is too large" in streamed.text
