@@ -60,6 +60,7 @@ PAGES: Mapping[str, PagePolicy] = MappingProxyType(
         # service point (issue #6 item 4): service-point users, bound to their point
         "sp_tap": _only(POINT, nav="nav.sp_tap"),
         "sp_verify": _only(POINT),
+        "sp_sun": _only(POINT),
         "sp_latest": _only(POINT),
         "sp_record": _only(POINT),
         "sp_records": _only(POINT, nav="nav.sp_records"),

@@ -105,6 +105,17 @@ def test_sun_link_then_record_and_replay_refused(page: Page, login: Callable[[Pa
     assert "已被使用" in page.locator("#tap-refused").inner_text()
 
 
+def test_phone_tap_page_then_record(phone_page: Page, login: Callable[[Page, Role], None],
+                                    live_server: LiveServer, maker: CardMaker) -> None:
+    """A staff phone signed in as the point opens the card's SUN link on this host."""
+    card, = maker.issue(1)
+    login(phone_page, Role.service_point)
+    phone_page.goto(maker.tap_url(card, live_server.url("/point/sun")))
+    assert phone_page.locator("#member").get_attribute("data-card") == card.card_number
+    _record(phone_page, "activities")
+    assert _records(maker, card) == 1
+
+
 def test_bad_input_shows_a_message(page: Page, login: Callable[[Page, Role], None]) -> None:
     login(page, Role.service_point)
     page.goto("/point")

@@ -3,6 +3,8 @@
 * ``/point``: verify a QR (typed or from a scanner that types) or a phone tap's SUN URL; the screen
   also follows taps at the point's terminal (``cardsvc tap``) by polling ``/point/latest``, and
   shows the member as the service-point role may see them (name, organisation, recent services).
+* ``/point/sun?p=…&m=…``: the phone-tap page — the card's SUN link opened on this host by a staff
+  phone signed in as the point — verifies and opens the tap screen with the member.
 * ``/point/record``: record one of the point's items for the member on the screen.
 * ``/point/records``: today's records and the month's statistics (inline SVG bar charts).
 
@@ -18,9 +20,10 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from cardsvc.api.verify_schemas import SUN_PARAM_PATTERN
 from cardsvc.errors import Conflict, CredentialError, NotConfigured, NotFound
 from cardsvc.verification.outcome import Verdict
 from cardsvc.web.acting import acting, json_answer, reason_message, reason_of
@@ -31,6 +34,7 @@ from cardsvc.web.session import flash, user_of
 
 router = APIRouter(prefix="/point")
 NonceField = Annotated[str, Form(max_length=64)]
+SunParam = Annotated[str, Query(pattern=SUN_PARAM_PATTERN.pattern)]
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 _CARD = re.compile(r"^\d{1,16}$")
 _REASON = re.compile(r"^[a-z0-9_]{1,48}$")
@@ -53,6 +57,11 @@ def _once(request: Request, nonce: str, work: Callable[[], str]) -> Response:
 def _tap_url(request: Request, **query: str) -> str:
     base = str(request.url_for("sp_tap").path)
     return base + ("?" + "&".join(f"{k}={quote(v)}" for k, v in query.items()) if query else "")
+
+
+def _go(request: Request, **query: str) -> Response:
+    """To the tap screen (the member, or why not)."""
+    return secured(RedirectResponse(_tap_url(request, **query), status_code=303))
 
 
 @router.get("", name="sp_tap")
@@ -82,6 +91,19 @@ def verify(request: Request, nonce: NonceField, text: Annotated[str, Form(max_le
     except (CredentialError, NotFound, Conflict, NotConfigured) as exc:
         reason = reason_of(exc)
         return secured(RedirectResponse(_tap_url(request, refused=reason[:48]), status_code=303))
+
+
+@router.get("/sun", name="sp_sun")
+def phone_tap(request: Request, p: SunParam, m: SunParam) -> Response:
+    """The phone-tap page: the card's SUN link opened on this host by a signed-in staff phone."""
+    point = _point(request)
+    try:
+        result = point.verify(f"{request.url.scheme}://{request.url.netloc}/t?p={p}&m={m}")
+    except (CredentialError, NotFound, Conflict, NotConfigured) as exc:
+        return _go(request, refused=reason_of(exc)[:48])
+    if result.verdict is Verdict.NOK or result.card_number is None:
+        return _go(request, refused=result.reason or "not_ok")
+    return _go(request, card=result.card_number)
 
 
 @router.get("/latest", name="sp_latest")
