@@ -36,10 +36,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.postgres for --postgres
 
@@ -166,16 +168,19 @@ def prepare(settings: Settings) -> tuple[str, list[str], list[str]]:
     return token, [to_qr_text(c) for c in credentials], sun_paths
 
 
-def _insert_cards(session, cards, credentials, uid_hash, now):  # type: ignore[no-untyped-def]
+def _insert_cards(session: Session, cards: list[tuple[str, bytes]], credentials: list[bytes],
+                  uid_hash: Callable[[bytes], bytes], now: dt.datetime) -> None:
     org = Organisation(code="D01", name="某区总工会", kind=OrgKind.district_federation)
     session.add(org)
     session.flush()
     batch = card_repo.add_batch(session, batch=Batch(label="bench", profile=PROFILE, key_version=1,
                                                      prefix="2026", year=2026, valid_days=365), member_ids=[])
+    assert org.id is not None and batch.id is not None  # noqa: S101 - flushed rows have ids
     for (number, uid), credential in zip(cards, credentials, strict=True):
         member = Member(name="张三丰", org_id=org.id)
         session.add(member)
         session.flush()
+        assert member.id is not None  # noqa: S101 - flushed
         session.add(Card(card_number=number, batch_id=batch.id, member_id=member.id, profile=PROFILE,
                          key_version=1, state=JournalState.issued, status=CardStatus.active,
                          uid_hash=uid_hash(uid), credential=credential, issued_at=now,
