@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 120  # per API client: requests at once …
     rate_limit_per_second: float = 30.0  # … then this many per second on average
     apdu_trace: bool = False
+    timezone: str = "Asia/Shanghai"  # IANA zone of the federation's days and months (statistics, "today")
     # PKCS#11 key store (an HSM, SoftHSM2 in tests); unset module = the encrypted file store
     pkcs11_module: Path | None = None
     pkcs11_token: str = ""
@@ -50,6 +52,16 @@ class Settings(BaseSettings):
     def _empty_module_is_unset(cls, value: object) -> object:
         """``CARDSVC_PKCS11_MODULE=`` (e.g. compose's ``${VAR:-}``) means the file store."""
         return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"CARDSVC_TIMEZONE={value!r} is not an IANA timezone name "
+                             "(e.g. Asia/Shanghai, UTC)") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -70,6 +82,11 @@ class Settings(BaseSettings):
     def uses_pkcs11(self) -> bool:
         """Whether the key store is a PKCS#11 token rather than the encrypted file."""
         return self.pkcs11_module is not None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The timezone local days and months are counted in (``CARDSVC_TIMEZONE``)."""
+        return ZoneInfo(self.timezone)
 
     @property
     def effective_database_url(self) -> str:

@@ -1,25 +1,14 @@
 """Local days and months: the federation counts them in one IANA timezone (``CARDSVC_TIMEZONE``).
 
 Timestamps stay UTC everywhere (database, audit, API). Only *which day* or *which month* an instant
-belongs to is local: these helpers turn an instant into its local ``YYYY-MM`` and a local day or
-month into the UTC instants that bound it, so queries compare stored UTC values with UTC bounds.
-The zone is always passed in (settings → constructor argument), never a module global.
+belongs to is local: these helpers turn an instant into its local date or ``YYYY-MM``, and find the
+UTC instant a local day began at, so queries compare stored UTC values with UTC bounds.
+The zone is always passed in (``Settings.zone`` → constructor argument), never a module global.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from cardsvc.errors import ConfigError
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (e.g. ``Asia/Shanghai``, ``UTC``); a :class:`ConfigError` if unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"CARDSVC_TIMEZONE={name!r} is not an IANA timezone name") from exc
 
 
 def local_month(at: dt.datetime, tz: dt.tzinfo) -> str:
