@@ -4,6 +4,10 @@ A service record needs a successful verification (QR, phone or reader tap) of th
 same client within :data:`TAP_WINDOW` — read from the audit log, which every verification writes —
 so a record cannot be made up for a card nobody presented. An ``Idempotency-Key`` makes a retried
 request return the first record instead of counting twice.
+
+``recorded_at`` is a UTC instant; ``month`` is the *local* month (``tz``, from ``CARDSVC_TIMEZONE``)
+of that instant, so a service at 07:30 on 1 December in Shanghai counts in December. Rows written
+before the timezone setting carry their UTC month.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from cardsvc.errors import Conflict, InvalidRecord, NotFound, PermissionDenied
+from cardsvc.localtime import local_month
 from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.verification_models import ServiceItem, ServicePoint, ServiceRecord
@@ -54,8 +59,8 @@ def point_of(client: ClientRecord, requested: str | None) -> str:
 
 
 def record_service(session: Session, client: ClientRecord, request: ServiceRequest,
-                   now: dt.datetime) -> tuple[ServiceRecord, bool]:
-    """Record one service; returns ``(record, replayed)``."""
+                   now: dt.datetime, *, tz: dt.tzinfo) -> tuple[ServiceRecord, bool]:
+    """Record one service, counted in the local month (``tz``) of ``now``; returns ``(record, replayed)``."""
     point = point_of(client, request.service_point)
     if request.idempotency_key is not None:
         earlier = repo.find_service_record(session, client_id=client.client_id,
@@ -70,7 +75,7 @@ def record_service(session: Session, client: ClientRecord, request: ServiceReque
     record = repo.add_service_record(session, record=ServiceRecord(
         service_point_code=point, item_code=request.item_code, member_id=card.member_id,
         card_number=card.card_number, client_id=client.client_id, idempotency_key=request.idempotency_key,
-        month=now.strftime("%Y-%m"), recorded_at=now))
+        month=local_month(now, tz), recorded_at=now))
     append_event(session, AuditEvent(event_type="service.record", actor=client.client_id,
                                      subject=card.card_number, outcome=Outcome.ok,
                                      reason=request.item_code.lower(), timestamp=now))

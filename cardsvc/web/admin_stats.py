@@ -1,16 +1,20 @@
 """The admin dashboard's counts: cards issued per batch and per month, services per point and per
 item, recuperation check-ins per base. Plain ``GROUP BY`` reads over the tables the workflows write
-(no copy of their logic); each answer is a list of :class:`Bar` ready for a chart.
+(no copy of their logic); each answer is a list of :class:`Bar` ready for a chart. Months are local
+(``tz``, the settings' ``CARDSVC_TIMEZONE``): a card issued at 07:30 on 1 December in Shanghai counts
+in December.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from cardsvc.localtime import local_month
 from cardsvc.registry.cards import Batch, Card, JournalState
 from cardsvc.registry.verification_models import (
     Checkin,
@@ -53,12 +57,13 @@ def cards_per_batch(session: Session) -> list[Bar]:
     return _bars(list(session.execute(query)))
 
 
-def cards_per_month(session: Session) -> list[Bar]:
+def cards_per_month(session: Session, tz: dt.tzinfo) -> list[Bar]:
+    """Issued cards per local month, the last :data:`MONTHS_SHOWN` months with any."""
     issued = session.execute(select(col(Card.issued_at)).where(col(Card.state) == JournalState.issued.value)
                              .where(col(Card.issued_at).is_not(None))).scalars()
     counts: dict[str, int] = {}
     for at in issued:
-        month = at.strftime("%Y-%m")
+        month = local_month(at, tz)
         counts[month] = counts.get(month, 0) + 1
     months = sorted(counts)[-MONTHS_SHOWN:]
     return [Bar(m, m, counts[m]) for m in months]
@@ -87,9 +92,9 @@ def checkins_per_base(session: Session) -> list[Bar]:
     return _bars(list(session.execute(query)))
 
 
-def dashboard(db: Database) -> Dashboard:
+def dashboard(db: Database, tz: dt.tzinfo) -> Dashboard:
     def read(session: Session) -> Dashboard:
-        return Dashboard(cards_per_batch(session), cards_per_month(session), services_per_point(session),
+        return Dashboard(cards_per_batch(session), cards_per_month(session, tz), services_per_point(session),
                          services_per_item(session), checkins_per_base(session))
 
     return db.read(read)

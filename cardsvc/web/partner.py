@@ -24,6 +24,7 @@ from cardsvc.credential import TrustAnchor
 from cardsvc.credential.keystore import KeyStore, signing_key
 from cardsvc.credential.qr import to_qr_text
 from cardsvc.errors import Conflict, MalformedCredential, NotConfigured, NotFound, PermissionDenied
+from cardsvc.localtime import day_start
 from cardsvc.logging import get_logger
 from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
@@ -83,10 +84,10 @@ class SyncAnswer:
 class BaseDesk:
     """The base's services for one page user (``client``: the user as a bound partner client)."""
 
-    def __init__(self, svc: VerificationService, client: ClientRecord) -> None:
+    def __init__(self, svc: VerificationService, client: ClientRecord, *, tz: dt.tzinfo) -> None:
         if client.role is not Role.partner or client.partner_base_id is None:
             raise PermissionDenied("the partner pages need a user bound to a partner base")
-        self.svc, self.client, self.base = svc, client, client.partner_base_id
+        self.svc, self.client, self.base, self.tz = svc, client, client.partner_base_id, tz
 
     # --- verify ----------------------------------------------------------------------------------
 
@@ -157,8 +158,8 @@ class BaseDesk:
         return [(r.code, r.name, max(0, r.quota - r.used)) for r in rows]
 
     def guests(self) -> list[Guest]:
-        """Guests checked in today (UTC) or still in; masked names only."""
-        start = self.svc.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        """Guests checked in today (the local day, ``tz``) or still in; masked names only."""
+        start = day_start(self.svc.clock(), self.tz)
         query = (select(CHECKIN.c.id, CHECKIN.c.programme_code, MEMBER.c.name, CHECKIN.c.checked_in_at,
                         CHECKIN.c.checked_out_at, CHECKIN.c.source)
                  .join(MEMBER, MEMBER.c.id == CHECKIN.c.member_id)

@@ -8,6 +8,8 @@
   point's terminal client); :func:`record_service` then applies the API's rule — a successful
   verification by that client within ``TAP_WINDOW`` — so a service cannot be recorded for a card
   nobody presented. The record carries the verifying client's id.
+* Days and months are local (``tz``, the settings' ``CARDSVC_TIMEZONE``): "today" starts at local
+  midnight and a record counts in its local month (see :mod:`cardsvc.localtime`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from cardsvc.errors import NotFound, PermissionDenied
+from cardsvc.localtime import day_start, local_month
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.verification_models import ApiClient, ServicePoint, ServiceRecord
 from cardsvc.verification.outcome import LiveCard, Verification, live_status
@@ -86,10 +89,10 @@ def sun_path(text: str) -> str:
 class PointDesk:
     """The point's services for one page user (``client``: the user as a bound client)."""
 
-    def __init__(self, svc: VerificationService, client: ClientRecord) -> None:
+    def __init__(self, svc: VerificationService, client: ClientRecord, *, tz: dt.tzinfo) -> None:
         if client.role is not Role.service_point or client.service_point_id is None:
             raise PermissionDenied("the service-point pages need a user bound to a service point")
-        self.svc, self.client, self.point = svc, client, client.service_point_id
+        self.svc, self.client, self.point, self.tz = svc, client, client.service_point_id, tz
 
     # --- verify ----------------------------------------------------------------------------------
 
@@ -138,7 +141,7 @@ class PointDesk:
             if via is None or row is None:
                 return None
             card = LiveCard.of(row)
-            verdict, reason = live_status(card, card.member)
+            verdict, reason = live_status(card, card.member, now=self.svc.clock())
             result = Verification(verdict, reason, "shown", card.card_number, card.status, card.member)
             view = member_view(session, result, self.client, self.svc.cipher) or {}
             return Shown(card.card_number, verdict.value, reason, view, via)
@@ -153,7 +156,7 @@ class PointDesk:
         def work(session: Session) -> ServiceRecord:
             client = self._verifier(session, via)
             request = ServiceRequest(item_code=item, card_number=card_number, idempotency_key=key)
-            record, _replayed = record_service(session, client, request, self.svc.clock())
+            record, _replayed = record_service(session, client, request, self.svc.clock(), tz=self.tz)
             return record
 
         return self.svc.db.transact(work)
@@ -184,8 +187,8 @@ class PointDesk:
         return self.svc.db.read(lambda s: [(i.code, i.name) for i in repo.list_service_items(s)])
 
     def today(self) -> list[TodayRow]:
-        """Today's records at this point (UTC day), newest first."""
-        start = self.svc.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        """Today's records at this point (the local day, ``tz``), newest first."""
+        start = day_start(self.svc.clock(), self.tz)
         query = (select(RECORD.c.recorded_at, ITEM.c.name, MEMBER.c.name, RECORD.c.card_number)
                  .join(ITEM, ITEM.c.code == RECORD.c.item_code)
                  .join(MEMBER, MEMBER.c.id == RECORD.c.member_id)
@@ -208,9 +211,10 @@ class PointDesk:
             totals[row.month] = totals.get(row.month, 0) + row.count
         return [Bar(m, n) for m, n in sorted(totals.items())][-MONTHS_SHOWN:]
 
+    def this_month(self) -> str:
+        """The current local month, ``YYYY-MM`` (the records page's default)."""
+        return local_month(self.svc.clock(), self.tz)
 
-def this_month(now: dt.datetime) -> str:
-    return now.strftime("%Y-%m")
 
 
 def bar_lengths(bars: list[Bar], length: int) -> list[int]:

@@ -45,7 +45,8 @@ async def service_records_create(body: ServiceRecordRequest, request: Request, r
         assert card_number is not None  # noqa: S101 - one of the two is set (checked above)
         request_ = ServiceRequest(item_code=body.item, card_number=card_number,
                                   service_point=body.service_point, idempotency_key=idempotency_key)
-        record, replayed = record_service(session, client, request_, svc.clock())
+        record, replayed = record_service(session, client, request_, svc.clock(),
+                                          tz=request.app.state.settings.zone)
         assert record.id is not None  # noqa: S101 - flushed
         return ServiceRecordResponse(record_id=record.id, service_point=record.service_point_code,
                                      item=record.item_code, card_number=record.card_number,

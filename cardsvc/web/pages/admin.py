@@ -67,7 +67,7 @@ def optional(value: str) -> str | None:
 @router.get("", name="admin_dashboard")
 def admin_dashboard_page(request: Request) -> Response:
     desk = admin_desk(request)
-    board = dashboard(desk.db)
+    board = dashboard(desk.db, web_of(request).settings.zone)
     charts: dict[str, list[Bar]] = {name: getattr(board, name) for name in CHART_SETS}
     return render(request, "admin/dashboard.html", charts=charts, audit=desk.audit_status())
 

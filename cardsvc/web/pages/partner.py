@@ -50,7 +50,7 @@ class VerifyBody(BaseModel):
 
 def _base(request: Request) -> BaseDesk:
     client, svc = acting(request)
-    return BaseDesk(svc, client)
+    return BaseDesk(svc, client, tz=web_of(request).settings.zone)
 
 
 def _refused(request: Request, exc: CardsvcError) -> Response:

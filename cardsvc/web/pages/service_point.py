@@ -29,7 +29,7 @@ from cardsvc.verification.outcome import Verdict
 from cardsvc.web.acting import acting, json_answer, reason_message, reason_of
 from cardsvc.web.context import web_of
 from cardsvc.web.render import render, secured
-from cardsvc.web.service_point import PointDesk, bar_lengths, this_month
+from cardsvc.web.service_point import PointDesk, bar_lengths
 from cardsvc.web.session import flash, user_of
 
 router = APIRouter(prefix="/point")
@@ -43,7 +43,7 @@ CHART_LENGTH = 300
 
 def _point(request: Request) -> PointDesk:
     client, svc = acting(request)
-    return PointDesk(svc, client)
+    return PointDesk(svc, client, tz=web_of(request).settings.zone)
 
 
 def _once(request: Request, nonce: str, work: Callable[[], str]) -> Response:
@@ -136,7 +136,7 @@ def record(request: Request, nonce: NonceField, card: Annotated[str, Form(patter
 @router.get("/records", name="sp_records")
 def records(request: Request, month: str = "") -> Response:
     point = _point(request)
-    shown_month = month if _MONTH.fullmatch(month) else this_month(point.svc.clock())
+    shown_month = month if _MONTH.fullmatch(month) else point.this_month()
     per_item, per_month = point.month_items(shown_month), point.months()
     return render(request, "service_point/records.html", point_name=point.point_name(), today=point.today(),
                   month=shown_month, per_item=per_item, per_month=per_month,
