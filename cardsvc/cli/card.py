@@ -3,7 +3,6 @@ renew); `card revoked` writes the revocation list for `cardsvc trust export --re
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import re
 import socket
@@ -12,14 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlmodel import Session
 
 from cardsvc.cli.output import console, emit_json
 from cardsvc.config import get_settings
 from cardsvc.issuance.lifecycle import CardView, LifecycleChange, LifecycleService
 from cardsvc.registry.db import engine_for, require_head, session_factory
-from cardsvc.verification.audit import AuditEvent, Outcome
-from cardsvc.verification.store import append_event
+from cardsvc.verification.store import append_card_change
 
 app = typer.Typer(help="One card: show it, change its lifecycle.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -39,17 +36,10 @@ def _actor() -> str:
     return re.sub(r"[^A-Za-z0-9_.:-]", "_", raw)[:64]
 
 
-def audit_to_log(session: Session, change: LifecycleChange) -> None:
-    """Chain the change onto the hash-chained audit log, in the change's own transaction."""
-    append_event(session, AuditEvent(event_type=f"card.{change.action}", actor=change.actor,
-                                     subject=change.card_number, outcome=Outcome.ok, reason=change.action,
-                                     timestamp=dt.datetime.now(dt.UTC)))
-
-
 def _service() -> LifecycleService:
     engine = engine_for(get_settings())
     require_head(engine)
-    return LifecycleService(session_factory(engine), actor=_actor(), audit=audit_to_log)
+    return LifecycleService(session_factory(engine), actor=_actor(), audit=append_card_change)
 
 
 def _view(view: CardView) -> dict[str, Any]:

@@ -4,12 +4,14 @@
 events onto the last hash (RFC 6962 prefixes, see :mod:`.audit`) and inserts them, inside the
 caller's transaction — so a workflow's change and its audit rows commit together or not at all.
 :func:`append_event` appends one now; :func:`record_event` defers it to just before the commit.
+:func:`append_card_change` is the audit hook of card lifecycle changes (CLI and desk pages alike).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -26,6 +28,24 @@ def append_event(session: Session, event: AuditEvent) -> AuditRow:
     """Chain ``event`` onto the log in this transaction (after any deferred ones, keeping order)."""
     _append_deferred(session)
     return append_events(session, [event])[0]
+
+
+class CardChange(Protocol):
+    """What a card lifecycle change tells the audit log (``issuance.lifecycle.LifecycleChange``)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def card_number(self) -> str: ...
+
+
+def append_card_change(session: Session, change: CardChange) -> None:
+    """Chain a card lifecycle change (``card.<action>``) onto the log in the change's transaction."""
+    append_event(session, AuditEvent(
+        event_type=f"card.{change.action}", actor=change.actor, subject=change.card_number,
+        outcome=Outcome.ok, reason=change.action, timestamp=dt.datetime.now(dt.UTC)))
 
 
 _DEFERRED = "cardsvc.audit.deferred"

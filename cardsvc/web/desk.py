@@ -34,8 +34,7 @@ from cardsvc.registry.masking import PiiKind, mask
 from cardsvc.registry.models import Member, Organisation, utcnow
 from cardsvc.registry.report import write_report
 from cardsvc.registry.services import RegistryService
-from cardsvc.verification.audit import AuditEvent, Outcome
-from cardsvc.verification.store import append_event
+from cardsvc.verification.store import append_card_change
 from cardsvc.web.context import WebContext
 
 ACTIONS = ("suspend", "resume", "lost", "replace", "revoke")
@@ -210,7 +209,7 @@ class Desk:
     def change(self, number: str, action: str, *, actor: str, reason: str) -> LifecycleChange:
         if action not in ACTIONS:
             raise NotFound(f"no card action {action!r}", reason="unknown_action")
-        service = LifecycleService(self.sessions, actor=actor, audit=_audit)
+        service = LifecycleService(self.sessions, actor=actor, audit=append_card_change)
         method = getattr(service, action)
         change: LifecycleChange = method(number, reason=reason)
         return change
@@ -234,8 +233,3 @@ def _reader_of(station: str | None) -> str:
         return "—"
     return station.split(":", 1)[1] if ":" in station else station
 
-
-def _audit(session: Session, change: LifecycleChange) -> None:
-    append_event(session, AuditEvent(event_type=f"card.{change.action}", actor=change.actor,
-                                     subject=change.card_number, outcome=Outcome.ok, reason=change.action,
-                                     timestamp=dt.datetime.now(dt.UTC)))
