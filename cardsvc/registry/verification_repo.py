@@ -61,7 +61,8 @@ MEMBER_CATEGORY = table_of(MemberCategory)
 _CARD_WITH_MEMBER = (
     sa_select(CARD.c.card_number, CARD.c.profile, CARD.c.key_version, CARD.c.state, CARD.c.status,
               CARD.c.credential, MEMBER.c.id.label("member_db_id"), MEMBER.c.public_id, MEMBER.c.name,
-              MEMBER.c.status.label("member_status"), MEMBER.c.id_sealed, ORG.c.name.label("org_name"))
+              MEMBER.c.status.label("member_status"), MEMBER.c.id_sealed, ORG.c.name.label("org_name"),
+              CARD.c.expires_at)
     .join(MEMBER, MEMBER.c.id == CARD.c.member_id).join(ORG, ORG.c.id == MEMBER.c.org_id))
 
 

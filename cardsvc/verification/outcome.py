@@ -6,8 +6,10 @@ that is not a verification at all — malformed text, unknown cards, bad challen
 Live status rules, after the cryptography passed (first failing rule decides):
 
 1. the card is issued (journal state) — else NOK ``card_not_issued``;
-2. its lifecycle status is active — else NOK ``card_<status>`` (suspended, lost, revoked);
-3. the member is active — ``suspended`` gives CHECK ``member_suspended`` (a person must look),
+2. the card has not expired (``expires_at`` after now) — else NOK ``expired``, as a QR whose
+   credential has expired (a phone or reader tap checks no credential validity, so this rule does);
+3. its lifecycle status is active — else NOK ``card_<status>`` (suspended, lost, revoked);
+4. the member is active — ``suspended`` gives CHECK ``member_suspended`` (a person must look),
    ``left`` / ``erased`` give NOK ``member_inactive``.
 """
 
@@ -76,13 +78,14 @@ class LiveCard:
     status: str | None
     credential: bytes | None
     member: MemberFacts
+    expires_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> LiveCard:
         facts = MemberFacts(row.member_db_id, row.public_id, row.name, row.org_name or "",
                             MemberStatus(row.member_status), row.id_sealed)
         return cls(row.card_number, row.profile, row.key_version, row.state, row.status,
-                   None if row.credential is None else bytes(row.credential), facts)
+                   None if row.credential is None else bytes(row.credential), facts, row.expires_at)
 
 
 def member_facts(session: Session, card: Card) -> MemberFacts:
@@ -94,10 +97,12 @@ def member_facts(session: Session, card: Card) -> MemberFacts:
                        MemberStatus(member.status), member.id_sealed)
 
 
-def live_status(card: Card | LiveCard, facts: MemberFacts) -> tuple[Verdict, str | None]:
-    """Rules 1-3 of the module docstring."""
+def live_status(card: Card | LiveCard, facts: MemberFacts, *, now: dt.datetime) -> tuple[Verdict, str | None]:
+    """Rules 1-4 of the module docstring."""
     if card.state != JournalState.issued:
         return Verdict.NOK, "card_not_issued"
+    if card.expires_at is not None and card.expires_at <= now:
+        return Verdict.NOK, "expired"
     if card.status != CardStatus.active:
         status = CardStatus(card.status).value if card.status else "unknown"
         return Verdict.NOK, f"card_{status}"

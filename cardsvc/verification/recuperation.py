@@ -142,7 +142,7 @@ def check_in(session: Session, svc: VerificationService, client: ClientRecord,
     if existing is not None:
         return _replay(existing, programme, card.card_number)
     facts = member_facts(session, card)
-    verdict, reason = live_status(card, facts)
+    verdict, reason = live_status(card, facts, now=now)
     if verdict is not Verdict.OK:
         raise Conflict("card or member is not live", reason=reason or "not_live")
     at = min(request.checked_in_at or now, now)

@@ -270,7 +270,7 @@ class VerificationService:
     @staticmethod
     def _answer(method: str, actor: str, card: LiveCard, now: datetime, *,
                 counter: int | None = None) -> Pending:
-        verdict, reason = live_status(card, card.member)
+        verdict, reason = live_status(card, card.member, now=now)
         status = CardStatus(card.status).value if card.status else None
         return Pending(Verification(verdict, reason, method, card.card_number, status, card.member, now),
                        actor, counter)

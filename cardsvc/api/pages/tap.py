@@ -52,7 +52,7 @@ _LABELS = {"masked_name": "会员", "name": "姓名", "organisation": "所在工
 _REASONS = {"replay": "此链接已被使用，请重新碰卡。", "sun_mac": "卡片数据校验失败。",
             "member_suspended": "会籍暂停，请人工核验。", "member_inactive": "非在册会员。",
             "card_revoked": "此卡已注销。", "card_lost": "此卡已挂失。", "card_suspended": "此卡已暂停使用。",
-            "unknown_card": "不是本会发行的会员卡。",
+            "unknown_card": "不是本会发行的会员卡。", "expired": "此卡已过期。",
             "not_configured": "本服务暂未开通碰卡验证，请联系工作人员。"}
 
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))

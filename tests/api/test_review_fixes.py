@@ -1,0 +1,86 @@
+"""Review findings, end to end over the DB-backed app: an expired card is NOK ``expired`` by every
+verification method and route (FastAPI and hot path), offline times must carry a timezone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from cardsvc.api.app import create_app
+from cardsvc.config import Settings
+from cardsvc.verification.roles import Role
+from tests.api.conftest import Api
+from tests.api.verify_support import make_db_api, world_services
+from tests.verification.world import FMCOS, NTAG, World, make_world, sqlite_url
+
+EXPIRED_DAYS = 400  # cards expire 365 days after issue
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with make_world(sqlite_url(tmp_path)) as made:
+        yield made
+
+
+@pytest.fixture(params=["fastapi", "hot_path"])
+def api(request: pytest.FixtureRequest, settings: Settings, world: World) -> Iterator[Api]:
+    if request.param == "fastapi":
+        with make_db_api(settings, world) as made:
+            yield made
+        return
+    with asyncio.Runner() as runner:
+        made = Api(create_app(settings, services=world_services(world), hot_path=True), runner)
+        assert made.app.hot is not None  # type: ignore[attr-defined]
+        yield made
+        runner.run(made.client.aclose())
+
+
+def _sun_params(world: World, card: Any) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(world.tap_url(card)).query))
+
+
+def test_expired_card_is_nok_expired_by_qr_and_phone_tap(api: Api, world: World) -> None:
+    card = world.issue_card(profile=NTAG)
+    world.clock.advance(days=EXPIRED_DAYS)
+    token = api.token(Role.service_point)
+    qr = api.request("POST", "/v1/verify/qr", token=token, json={"qr": card.qr})
+    sun = api.request("GET", "/v1/verify/sun", token=token, params=_sun_params(world, card))
+    assert (qr.status_code, qr.json()["outcome"], qr.json()["reason"]) == (200, "NOK", "expired")
+    assert (sun.status_code, sun.json()["outcome"], sun.json()["reason"]) == (200, "NOK", "expired")
+    assert sun.json()["member"] is None
+
+
+def test_expired_card_tap_page_is_not_genuine(api: Api, world: World) -> None:
+    card = world.issue_card(profile=NTAG)
+    world.clock.advance(days=EXPIRED_DAYS)
+    page = api.request("GET", "/t", params=_sun_params(world, card))
+    assert page.status_code == 200
+    assert "真实会员卡" not in page.text and "此卡已过期" in page.text
+
+
+def test_a_card_within_its_validity_still_verifies_by_phone_tap(api: Api, world: World) -> None:
+    card = world.issue_card(profile=NTAG)
+    world.clock.advance(days=300)
+    token = api.token(Role.service_point)
+    sun = api.request("GET", "/v1/verify/sun", token=token, params=_sun_params(world, card)).json()
+    assert (sun["outcome"], sun["reason"]) == ("OK", None)
+
+
+@pytest.mark.parametrize("profile", [FMCOS, NTAG])
+def test_expired_card_reader_tap_is_nok_expired(api: Api, world: World, profile: str) -> None:
+    card = world.issue_card(profile=profile)
+    world.clock.advance(days=EXPIRED_DAYS)
+    token = api.token(Role.service_point)
+    nonce = api.request("POST", "/v1/challenges", token=token).json()["challenge"]
+    if profile == FMCOS:
+        body = {"challenge": nonce, "uid": card.uid.hex(), "kind": "internal_auth",
+                "payload": world.internal_auth(card, bytes.fromhex(nonce)).hex()}
+    else:
+        body = {"challenge": nonce, "uid": card.uid.hex(), "kind": "sun", "payload": world.tap_url(card)}
+    answer = api.request("POST", "/v1/verify/card", token=token, json=body)
+    assert (answer.status_code, answer.json()["outcome"], answer.json()["reason"]) == (200, "NOK", "expired")
