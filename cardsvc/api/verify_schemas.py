@@ -7,7 +7,7 @@ import re
 from typing import Any, Literal
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cardsvc.api.auth import services_of
 from cardsvc.api.schemas import problem_response
@@ -124,7 +124,8 @@ class CheckinView(BaseModel):
 class SyncItem(_Body):
     idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY)
     qr: str = Field(pattern=QR_TEXT)
-    checked_in_at: dt.datetime
+    checked_in_at: AwareDatetime = Field(description="when it happened at the base, with a timezone "
+                                                     "(a time without one is refused with 422)")
 
 
 class SyncRequest(_Body):

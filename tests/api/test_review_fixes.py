@@ -4,6 +4,7 @@ verification method and route (FastAPI and hot path), offline times must carry a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 
 from cardsvc.api.app import create_app
 from cardsvc.config import Settings
+from cardsvc.registry import verification_repo as repo
 from cardsvc.verification.roles import Role
 from tests.api.conftest import Api
 from tests.api.verify_support import make_db_api, world_services
-from tests.verification.world import FMCOS, NTAG, World, make_world, sqlite_url
+from tests.verification.world import FMCOS, NTAG, PROGRAMME, World, make_world, sqlite_url
 
 EXPIRED_DAYS = 400  # cards expire 365 days after issue
 
@@ -84,3 +86,28 @@ def test_expired_card_reader_tap_is_nok_expired(api: Api, world: World, profile:
         body = {"challenge": nonce, "uid": card.uid.hex(), "kind": "sun", "payload": world.tap_url(card)}
     answer = api.request("POST", "/v1/verify/card", token=token, json=body)
     assert (answer.status_code, answer.json()["outcome"], answer.json()["reason"]) == (200, "NOK", "expired")
+
+
+# --- offline times carry a timezone ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", ["2026-11-24T08:30:00", "2026-11-24 08:30"])
+def test_sync_time_without_timezone_is_422(api: Api, world: World, at: str) -> None:
+    world.programme(quota=3)
+    token, card = api.token(Role.partner), world.issue_card()
+    response = api.request("POST", "/v1/checkins/sync", token=token, json={"programme": PROGRAMME, "items": [
+        {"idempotency_key": "offline-x-01", "qr": card.qr, "checked_in_at": at}]})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    with world.session() as s:
+        assert repo.find_checkin(s, programme_code=PROGRAMME, idempotency_key="offline-x-01") is None
+
+
+def test_sync_time_with_an_offset_is_accepted(api: Api, world: World) -> None:
+    world.programme(quota=3)
+    token, card = api.token(Role.partner), world.issue_card()
+    at = (world.clock() - dt.timedelta(hours=1)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    response = api.request("POST", "/v1/checkins/sync", token=token, json={"programme": PROGRAMME, "items": [
+        {"idempotency_key": "offline-x-03", "qr": card.qr, "checked_in_at": at.isoformat()}]})
+    assert response.status_code == 200, response.text
+    assert response.json()[0]["status"] == "accepted"
