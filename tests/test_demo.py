@@ -28,6 +28,8 @@ from cardsvc.demo import readers as demo_readers
 from cardsvc.emulator.images import factory_for, save_image
 from cardsvc.emulator.pcscd import SOCKET_ENV, HarnessError
 from cardsvc.errors import CardsvcError
+from cardsvc.registry.db import engine_for, session_factory
+from cardsvc.registry.staff import StaffAccounts
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -163,6 +165,10 @@ def test_demo_runs_on_embedded_defaults_and_stops_cleanly(running_demo: DemoProc
     counts = demo.registry_counts(get_settings(data_dir=workdir / "var"))
     assert counts == {"organisations": SAMPLE_ORGS, "members": SAMPLE_MEMBERS}
     assert "first step" in running_demo.output()
+    assert f"{running_demo.url}/login" in running_demo.output()
+    staff = running_demo.shell('printf "%s" "$CARDSVC_DEMO_CLERK_PASSWORD"')
+    assert staff.returncode == 0 and len(staff.stdout) >= 20, staff.stderr
+    assert f"password {staff.stdout}  (new: shown once" in running_demo.output()
 
     children = descendants(running_demo.process.pid)
     assert any("pcscd" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace") for pid in children)
@@ -255,3 +261,39 @@ def test_phone_tap_on_a_blank_card_fails_closed(tmp_path: Path) -> None:
     blank = save_image(factory_for("ntag424").blank(), tmp_path / "blank.json")
     with pytest.raises(CardsvcError):
         demo.phone_tap(settings, blank)
+
+
+def test_demo_staff_users_get_random_passwords_kept_across_runs(workdir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARDSVC_DATA_DIR", str(workdir / "var"))
+    monkeypatch.setenv("CARDSVC_ISSUER", demo.DEMO_ISSUER)
+    settings = get_settings()
+    demo.prepare(settings)
+    first = demo.ensure_demo_staff(settings)
+    assert set(first.created) == {user.username for user in demo.DEMO_USERS}
+    assert first.file.stat().st_mode & 0o077 == 0  # it holds passwords
+    passwords = [first.passwords[user.username] for user in demo.DEMO_USERS]
+    assert all(p is not None and len(p) >= 20 for p in passwords)
+    assert len(set(passwords)) == len(passwords)  # random, one each
+
+    again = demo.ensure_demo_staff(settings)
+    assert again.created == () and again.passwords == first.passwords
+    engine = engine_for(settings)
+    try:
+        accounts = StaffAccounts(session_factory(engine))
+        for user in demo.DEMO_USERS:
+            password = first.passwords[user.username]
+            assert password is not None
+            staff = accounts.authenticate(user.username, password)
+            assert (staff.role, staff.service_point_id, staff.partner_base_id) == (
+                user.role.value, user.service_point_id, user.partner_base_id)
+    finally:
+        engine.dispose()
+    assert again.env()["CARDSVC_DEMO_PARTNER_PASSWORD"] == first.passwords["demo-partner"]
+
+
+def test_demo_staff_users_are_refused_outside_dev(tmp_path: Path) -> None:
+    settings = get_settings(data_dir=tmp_path, env="production", key_passphrase="a real secret 123")
+    with pytest.raises(demo.DemoError, match="refused outside CARDSVC_ENV=dev"):
+        demo.ensure_demo_staff(settings)
+    assert not (tmp_path / "demo-staff.env").exists()

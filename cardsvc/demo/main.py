@@ -30,6 +30,7 @@ from cardsvc.demo.base import (
 from cardsvc.demo.data import prepare
 from cardsvc.demo.phone import phone_tap_main
 from cardsvc.demo.readers import Readers, TapReader, socket_link, tap_reader, virtual_readers
+from cardsvc.demo.staff import DEMO_USERS, StaffLogins, ensure_demo_staff
 from cardsvc.emulator.pcscd import SOCKET_ENV
 from cardsvc.errors import CardsvcError
 from cardsvc.registry.db import engine_for
@@ -79,7 +80,7 @@ async def _replace_clients(store: DbClientStore) -> dict[str, str]:
 
 
 def banner(settings: Settings, options: Options, counts: dict[str, int], readers: Readers,
-           env_file: Path, tap: TapReader | None = None) -> None:
+           env_file: Path, tap: TapReader | None = None, logins: StaffLogins | None = None) -> None:
     data_dir = settings.data_dir.resolve()
     say("[bold]cardsvc demo[/] (embedded defaults)")
     say(f"  data      {data_dir} (SQLite cardsvc.sqlite3, file key store keys/)")
@@ -93,8 +94,24 @@ def banner(settings: Settings, options: Options, counts: dict[str, int], readers
     url = f"http://{options.host}:{options.port}"
     say(f"  API       {url}  ({url}/readyz, {url}/metrics, {url}/docs)")
     say(f"  tap       {_tap_line(tap)}")
+    if logins is not None:
+        _staff_lines(url, logins, env_file)
     say(f"  first step, in another shell:  source {_shown(env_file)} && cardsvc readers")
     say("Ctrl-C stops the server, the readers and pcscd.")
+
+
+def _staff_lines(url: str, logins: StaffLogins, env_file: Path) -> None:
+    """The web login and each demo user; a password is shown on the run that created it only."""
+    say(f"  web       {url}/login  (中文; English via the header switch)")
+    for user in DEMO_USERS:
+        password = logins.passwords.get(user.username)
+        if user.username in logins.created and password is not None:
+            shown = f"password {password}  (new: shown once, kept in {_shown(env_file)})"
+        elif password is not None:
+            shown = f"password in {_shown(env_file)} (${user.variable})"
+        else:
+            shown = "made outside the demo: password not known here"
+        say(f"            {user.role.value:<14}{user.username:<14}{shown}")
 
 
 def _tap_line(tap: TapReader | None) -> str:
@@ -139,12 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         counts = prepare(settings)
+        logins = ensure_demo_staff(settings)
         with virtual_readers(settings, options) as readers, tap_reader(settings, readers) as tap:
-            extra = create_demo_clients(settings)
+            extra = create_demo_clients(settings) | logins.env()
             if tap is not None:
                 extra[TAP_ENV] = str(tap.pcscd.socket_link)
             env_file = write_env_file(settings, options, extra)
-            banner(settings, options, counts, readers, env_file, tap)
+            banner(settings, options, counts, readers, env_file, tap, logins)
             serve(options)
     except KeyboardInterrupt:
         console.print("interrupted")
