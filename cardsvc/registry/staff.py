@@ -192,6 +192,7 @@ class StaffAccounts:
             self._verify(self._dummy_hash, password)
             return "bad_credentials"
         if user.locked_until is not None and user.locked_until > now:
+            self._verify(self._dummy_hash, password)  # as slow as any other refusal
             return "locked"
         if not self._verify(user.password_hash, password):
             self._count_failure(user, now)

@@ -13,6 +13,8 @@ from cardsvc.config import Settings
 from cardsvc.credential.keystore import KeyStore, open_key_store
 from cardsvc.registry.db import SessionFactory
 from cardsvc.registry.staff import StaffAccounts
+from cardsvc.verification.ratelimit import RateLimiter
+from cardsvc.web.limits import build_login_limiter
 
 
 def template_environment() -> Environment:
@@ -36,6 +38,11 @@ class WebContext:
     @cached_property
     def key_store(self) -> KeyStore:
         return open_key_store(self.settings)
+
+    @cached_property
+    def login_limiter(self) -> RateLimiter:
+        """Sign-in attempts per source address (:mod:`cardsvc.web.limits`)."""
+        return build_login_limiter(self.settings)
 
 
 def web_of(request: Request) -> WebContext:

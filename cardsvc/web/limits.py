@@ -1,4 +1,12 @@
-"""Body limit of the pages: a member-list upload may be a few MiB, nothing more (a bilingual 413)."""
+"""Limits of the pages: the request body and the sign-in attempts per source address.
+
+* Body: a member-list upload may be a few MiB, nothing more (a bilingual 413).
+* Sign-in: every ``POST /login`` takes a token from its source address's bucket
+  (:func:`cardsvc.verification.ratelimit.source_key`: an IPv4 address, an IPv6 /64) before the
+  password is hashed, so spraying one password over many usernames is slowed even though no single
+  account reaches its lock-out. Shared through Redis when ``CARDSVC_REDIS_URL`` is set (its own key
+  prefix), else per process with a bounded number of buckets.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,20 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cardsvc.config import Settings
+from cardsvc.verification.ratelimit import (
+    SOURCE_MAX_KEYS,
+    InProcessRateLimiter,
+    RateLimit,
+    RateLimiter,
+    RedisRateLimiter,
+)
+
 MAX_PAGE_BODY = 8 * 1024 * 1024
+# An office behind one NAT signs in its shift at once (30), then one attempt every 5 s on average:
+# a password sprayed from one address reaches ~720 usernames an hour instead of thousands a minute.
+LOGIN_LIMIT = RateLimit(burst=30, per_second=0.2)
+LOGIN_PREFIX = "cardsvc:rl:login:"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -75,3 +96,10 @@ async def _too_large(send: Send) -> None:
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def build_login_limiter(settings: Settings, limit: RateLimit = LOGIN_LIMIT) -> RateLimiter:
+    """The sign-in limiter per source address: Redis when configured, else in process (bounded)."""
+    if settings.redis_url:
+        return RedisRateLimiter.from_url(settings.redis_url, limit, prefix=LOGIN_PREFIX)
+    return InProcessRateLimiter(limit, max_keys=SOURCE_MAX_KEYS)

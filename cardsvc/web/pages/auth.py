@@ -8,7 +8,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from cardsvc.errors import RateLimited
 from cardsvc.registry.staff import ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, LoginRefused
+from cardsvc.verification.ratelimit import source_key
 from cardsvc.web.access import nav_for
 from cardsvc.web.context import web_of
 from cardsvc.web.i18n import LANG_COOKIE, parse_lang
@@ -26,6 +28,10 @@ from cardsvc.web.session import (
 
 router = APIRouter()
 _WHY = {"expired": "login.expired", "required": "login.required", "signed_out": "login.signed_out"}
+# A locked account answers like a wrong password: a different message would tell a stranger that
+# the username exists (the text mentions the lock-out, so a real user still learns why).
+_REFUSED = {"bad_credentials": "login.bad_credentials", "locked": "login.bad_credentials",
+            "disabled": "login.disabled"}
 
 
 def _login_page(request: Request, *, next_path: str, message: str | None, status: int = 200,
@@ -34,6 +40,13 @@ def _login_page(request: Request, *, next_path: str, message: str | None, status
     response = render(request, "login.html", status=status, next_path=next_path, message=message,
                       login_csrf=csrf_for(pre), username=username)
     set_cookie(request, response, PRE_COOKIE, pre, max_age=int(IDLE_TIMEOUT.total_seconds()))
+    return response
+
+
+def _throttled(request: Request, *, next_path: str, retry_after: int) -> Response:
+    """429 in the page's language; the password was not even checked (no hint about the account)."""
+    response = _login_page(request, next_path=next_path, message="login.throttled", status=429)
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -48,13 +61,17 @@ async def login_form(request: Request, next: str = "/", why: str = "") -> Respon
 async def login_submit(request: Request, username: Annotated[str, Form(max_length=64)],
                        password: Annotated[str, Form(max_length=256)],
                        next: Annotated[str, Form()] = "/") -> Response:
-    accounts = web_of(request).accounts
+    web = web_of(request)
     try:
-        staff = await run_in_threadpool(accounts.authenticate, username.strip().lower(), password)
+        await web.login_limiter.acquire(source_key(request.client.host if request.client else None))
+    except RateLimited as limited:
+        return _throttled(request, next_path=safe_next(next), retry_after=limited.retry_after)
+    try:
+        staff = await run_in_threadpool(web.accounts.authenticate, username.strip().lower(), password)
     except LoginRefused as refused:
-        return _login_page(request, next_path=safe_next(next), message=f"login.{refused.reason}",
-                           status=401, username=username)
-    token = await run_in_threadpool(accounts.start_session, staff)
+        return _login_page(request, next_path=safe_next(next), status=401, username=username,
+                           message=_REFUSED.get(refused.reason, "login.bad_credentials"))
+    token = await run_in_threadpool(web.accounts.start_session, staff)
     response = secured(RedirectResponse(safe_next(next), status_code=303))
     set_cookie(request, response, SESSION_COOKIE, token, max_age=int(ABSOLUTE_TIMEOUT.total_seconds()))
     response.delete_cookie(PRE_COOKIE, path="/")
