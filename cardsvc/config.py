@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = 30.0  # … then this many per second on average
     apdu_trace: bool = False
     timezone: str = "Asia/Shanghai"  # IANA zone of the federation's days and months (statistics, "today")
+    offline_checkin_max_days: int = 7  # an offline check-in synced later may be at most this old
     # PKCS#11 key store (an HSM, SoftHSM2 in tests); unset module = the encrypted file store
     pkcs11_module: Path | None = None
     pkcs11_token: str = ""

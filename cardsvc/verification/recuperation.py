@@ -3,13 +3,18 @@
 Check-in checklist (the first failure refuses with 409 and a reason; nothing is recorded):
 
 1. the programme exists (404) and belongs to the partner's base (403 — another partner's programme);
-2. an earlier check-in with the same Idempotency-Key is answered again (same card) or refused
-   (``idempotency_key_reused``);
-3. the credential verifies and is the card's current one, card and member live (reason as verify);
-4. the member is eligible: programme running, on the named list or in an eligible category;
-5. not checked in to this programme before (``already_checked_in``; a unique index backs it);
-6. one place of the quota is taken by a conditional ``UPDATE`` (``quota_exhausted``);
-7. the check-in and its audit row commit together.
+2. an earlier check-in with the same Idempotency-Key is answered again (same card, named by the
+   credential's signed claims: a card replaced or revoked since still gets its stored answer) or
+   refused (``idempotency_key_reused``);
+3. an offline check-in's time has a timezone (``checked_in_at_naive``), is not ahead of the server
+   by more than :data:`OFFLINE_CLOCK_SKEW` (``checked_in_at_future``) and not older than the
+   service's ``offline_max_age`` (``checked_in_at_too_old``, setting ``offline_checkin_max_days``):
+   the base's clock decides eligibility, so it may not backdate into an ended programme;
+4. the credential verifies and is the card's current one, card and member live (reason as verify);
+5. the member is eligible: programme running, on the named list or in an eligible category;
+6. not checked in to this programme before (``already_checked_in``; a unique index backs it);
+7. one place of the quota is taken by a conditional ``UPDATE`` (``quota_exhausted``);
+8. the check-in and its audit row commit together.
 
 Offline: the partner downloads the programme's pseudonymous list — ``HMAC-SHA256(K_p, card number)``
 truncated to 16 bytes, with ``K_p = HMAC-SHA256(list secret, tag ‖ programme code)`` handed to the
@@ -50,6 +55,7 @@ log = get_logger(__name__)
 PROGRAMMES_OF_BASE = PreparedRead(repo.PROGRAMMES_OF_BASE)  # the partner view's read, on the DBAPI cursor
 
 LIST_TAG = b"cardsvc eligibility list v1\x00"
+OFFLINE_CLOCK_SKEW = dt.timedelta(minutes=5)  # a base's clock may run this much ahead of the server
 PSEUDONYM_SIZE = 16
 
 
@@ -120,6 +126,27 @@ def _result(checkin: Checkin, programme: Programme, *, replayed: bool) -> Checki
                          max(0, programme.quota - programme.used))
 
 
+def _claimed_card_number(svc: VerificationService, qr_text: str, now: dt.datetime) -> str:
+    """The card number a credential's verified claims name (whether or not it is still the card's)."""
+    try:
+        return check_credential(svc.trust, from_qr_text(qr_text), now).card_number
+    except CredentialVerificationError as exc:
+        raise Conflict("the credential does not verify", reason=exc.reason) from None
+
+
+def offline_time(at: dt.datetime | None, now: dt.datetime, max_age: dt.timedelta) -> dt.datetime:
+    """When a check-in counts: now, or an offline one's own time within the bounds (rule 3)."""
+    if at is None:
+        return now
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise Conflict("an offline check-in time needs a timezone", reason="checked_in_at_naive")
+    if at > now + OFFLINE_CLOCK_SKEW:
+        raise Conflict("the offline check-in time is in the future", reason="checked_in_at_future")
+    if at < now - max_age:
+        raise Conflict("the offline check-in is too old to sync", reason="checked_in_at_too_old")
+    return min(at, now)
+
+
 def _live_card(session: Session, svc: VerificationService, qr_text: str, now: dt.datetime) -> Card:
     raw = from_qr_text(qr_text)
     try:
@@ -136,16 +163,16 @@ def check_in(session: Session, svc: VerificationService, client: ClientRecord,
     """The check-in checklist of the module docstring, in one transaction."""
     now = svc.clock()
     programme = programme_for(session, client, request.programme)
-    card = _live_card(session, svc, request.qr_text, now)
     existing = repo.find_checkin(session, programme_code=programme.code,
                                  idempotency_key=request.idempotency_key)
     if existing is not None:
-        return _replay(existing, programme, card.card_number)
+        return _replay(existing, programme, _claimed_card_number(svc, request.qr_text, now))
+    at = offline_time(request.checked_in_at, now, svc.offline_max_age)
+    card = _live_card(session, svc, request.qr_text, now)
     facts = member_facts(session, card)
     verdict, reason = live_status(card, facts, now=now)
     if verdict is not Verdict.OK:
         raise Conflict("card or member is not live", reason=reason or "not_live")
-    at = min(request.checked_in_at or now, now)
     _admit(session, programme, facts.member_db_id, at.date())
     checkin = repo.add_checkin(session, checkin=Checkin(
         programme_code=programme.code, member_id=facts.member_db_id, card_number=card.card_number,

@@ -108,6 +108,7 @@ class VerificationService:
     list_secret: bytes | None = field(default=None, repr=False)
     bundles: TrustBundleCache | None = None
     sun_checkers: dict[str, SunChecker] = field(default_factory=dict, repr=False)
+    offline_max_age: timedelta = timedelta(days=7)  # how old a synced offline check-in may be
 
     def __post_init__(self) -> None:
         if self.card_keys is None:

@@ -9,7 +9,7 @@ serves QR verification before its first batch exists.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cardsvc.config import Settings
@@ -59,4 +59,5 @@ def build_verification(settings: Settings, db: Database, store: VerifierKeyStore
         db=db, trust=IssuerTrust.of(settings.issuer, issuer_keys),
         card_keys=card_keys if isinstance(card_keys, CardKeys) else None, profiles=profiles,
         cipher=cipher if isinstance(cipher, PiiCipher) else None, clock=clock,
-        list_secret=store.secret(LIST_SECRET)[1], bundles=bundles)
+        list_secret=store.secret(LIST_SECRET)[1], bundles=bundles,
+        offline_max_age=timedelta(days=settings.offline_checkin_max_days))

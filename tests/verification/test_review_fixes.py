@@ -3,11 +3,21 @@ method, check-in order and offline time bounds, challenge purge."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
+import dataclasses
+import datetime as dt
 
+import pytest
+from sqlmodel import Session, select
+
+from cardsvc.config import Settings
+from cardsvc.errors import Conflict
+from cardsvc.registry.cards import Card, CardStatus
 from cardsvc.verification.outcome import Verdict, Verification
+from cardsvc.verification.recuperation import OFFLINE_CLOCK_SKEW, CheckinRequest, CheckinResult, check_in
+from cardsvc.verification.roles import Role
 from cardsvc.verification.service import CardAnswer
-from tests.verification.world import FMCOS, NTAG, World
+from cardsvc.verification.tokens import ClientRecord
+from tests.verification.world import FMCOS, NOW, NTAG, PROGRAMME, IssuedCard, World
 
 EXPIRED_DAYS = 400  # cards expire 365 days after issue
 
@@ -60,3 +70,92 @@ def test_reader_tap_of_an_expired_card_is_nok_expired(world: World) -> None:
     by_sun = _reader_tap(world, CardAnswer(nonce, ntag.uid, "sun", world.tap_url(ntag).encode()))
     assert (by_auth.verdict, by_auth.reason) == (Verdict.NOK, "expired")
     assert (by_sun.verdict, by_sun.reason) == (Verdict.NOK, "expired")
+
+
+# --- check-in: the Idempotency-Key first, offline time bounds --------------------------------------
+
+
+def _partner() -> ClientRecord:
+    return ClientRecord(client_id="b0b0b0b0b0b0", label="hotel desk", role=Role.partner,
+                        token_hash=bytes(32), created_at=NOW, partner_base_id="base-beidaihe")
+
+
+def _check_in(world: World, qr: str, key: str, at: dt.datetime | None = None) -> CheckinResult:
+    request = CheckinRequest(PROGRAMME, qr, key, at, "offline" if at else "online")
+    return world.svc.db.transact(lambda s: check_in(s, world.svc, _partner(), request))
+
+
+def _refused(world: World, qr: str, key: str, at: dt.datetime | None = None) -> str | None:
+    with pytest.raises(Conflict) as caught:
+        _check_in(world, qr, key, at)
+    return caught.value.reason
+
+
+def _replace_credential(world: World, card: IssuedCard) -> None:
+    """What a reissue does to the old credential: the card row holds another one now."""
+    with world.session() as s:
+        row = s.exec(select(Card).where(Card.card_number == card.card_number)).one()
+        row.credential = bytes(reversed(row.credential or b"x"))
+        s.add(row)
+        s.commit()
+
+
+def test_retry_of_an_accepted_check_in_after_the_card_was_replaced_gets_the_stored_answer(
+        world: World) -> None:
+    world.programme(quota=3)
+    card = world.issue_card()
+    first = _check_in(world, card.qr, "desk-0000001")
+    _replace_credential(world, card)
+    again = _check_in(world, card.qr, "desk-0000001")
+    assert (again.replayed, again.checkin_id, again.card_number) == (True, first.checkin_id, card.card_number)
+    assert _refused(world, card.qr, "desk-0000002") == "credential_superseded"  # a new key is checked
+
+
+def test_retry_after_revocation_gets_the_stored_answer(world: World) -> None:
+    world.programme(quota=3)
+    card = world.issue_card()
+    first = _check_in(world, card.qr, "desk-0000001")
+    world.set_card_status(card, CardStatus.revoked)
+    assert _check_in(world, card.qr, "desk-0000001").checkin_id == first.checkin_id
+
+
+def test_a_key_of_another_card_is_still_refused_before_the_credential_is_current(world: World) -> None:
+    world.programme(quota=3)
+    _check_in(world, world.issue_card().qr, "desk-0000001")
+    other = world.issue_card(world.add_member("李四", id_number="110105194912310037"))
+    assert _refused(world, other.qr, "desk-0000001") == "idempotency_key_reused"
+
+
+def test_backdating_into_an_ended_programme_is_refused(world: World) -> None:
+    world.programme(quota=3)  # runs NOW … NOW + 30 days
+    card = world.issue_card()
+    world.clock.advance(days=35)
+    in_programme = world.clock() - dt.timedelta(days=10)
+    assert _refused(world, card.qr, "offline-0001", in_programme) == "checked_in_at_too_old"
+    assert _refused(world, card.qr, "offline-0002", dt.datetime(1999, 1, 1, tzinfo=dt.UTC)) == (
+        "checked_in_at_too_old")
+    recent = world.clock() - dt.timedelta(days=6)  # within 7 days, and the programme ran then
+    assert _check_in(world, card.qr, "offline-0003", recent).checked_in_at == recent
+
+
+def test_offline_time_in_the_future_or_without_timezone_is_refused(world: World) -> None:
+    world.programme(quota=3)
+    card = world.issue_card()
+    now = world.clock()
+    assert _refused(world, card.qr, "offline-0001", now + dt.timedelta(hours=1)) == "checked_in_at_future"
+    assert _refused(world, card.qr, "offline-0002", now.replace(tzinfo=None)) == "checked_in_at_naive"
+    within_skew = _check_in(world, card.qr, "offline-0003", now + OFFLINE_CLOCK_SKEW / 2)
+    assert within_skew.checked_in_at == now  # a base clock slightly ahead counts as now
+
+
+def test_the_maximum_offline_age_is_a_setting(world: World) -> None:
+    world.programme(quota=3)
+    card = world.issue_card()
+    svc = dataclasses.replace(world.svc, offline_max_age=dt.timedelta(days=1))
+    two_days_ago = world.clock() - dt.timedelta(days=2)
+    request = CheckinRequest(PROGRAMME, card.qr, "offline-0001", two_days_ago, "offline")
+    with pytest.raises(Conflict) as caught:
+        svc.db.transact(lambda s: check_in(s, svc, _partner(), request))
+    assert caught.value.reason == "checked_in_at_too_old"
+    assert Settings(offline_checkin_max_days=3).offline_checkin_max_days == 3
+    assert Settings().offline_checkin_max_days == 7
