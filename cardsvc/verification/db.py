@@ -185,12 +185,21 @@ def _call(fn: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
         return False, exc
 
 
+def _live_clients(session: Session, batch: list[_Job]) -> set[str]:
+    """The batch's clients that exist and are not revoked (one query)."""
+    wanted = sorted({job.client_id for job in batch if job.client_id is not None})
+    return repo.live_clients(session, client_ids=wanted)
+
+
+def _revoked() -> AuthenticationRequired:
+    return AuthenticationRequired("invalid or revoked token")
+
+
 def _run_jobs(batch: list[_Job], session: Session) -> list[tuple[bool, Any]]:
     session.info[BATCHED] = True
-    wanted = sorted({job.client_id for job in batch if job.client_id is not None})
-    live = repo.live_clients(session, client_ids=wanted)
+    live = _live_clients(session, batch)
     return [_call(job.fn, session) if job.client_id is None or job.client_id in live
-            else (False, AuthenticationRequired("invalid or revoked token")) for job in batch]
+            else (False, _revoked()) for job in batch]
 
 
 def _commit_batch(db: Database, batch: list[_Job]) -> list[tuple[bool, Any]]:
@@ -300,27 +309,38 @@ class LoopBatcher:
         _settle_all(settled)
 
     def _checked(self, batch: list[_Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], list[_Job]]:
-        """The read phase: every job's check in one session, outside the write lock. A check that
-        raises answers at once; the others' write functions get their checked value."""
+        """The read phase: every job's check in one session, outside the write lock. The clients are
+        confirmed first (a revoked token gets 401, never a check's 404 / 422); a check that raises
+        answers at once; the others' write functions get their checked value (the write phase
+        confirms the clients again, in its transaction)."""
         if all(job.check is None for job in batch):
             return [], batch
-        refused: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        writers: list[_Job] = []
         try:
             with self._db.session() as session:
-                for job in batch:
-                    ok, value = (True, None) if job.check is None else _call(job.check, session)
-                    if not ok:
-                        refused.append((job.future, False, value))
-                    elif job.check is None:
-                        writers.append(job)
-                    else:
-                        writers.append(_Job(functools.partial(job.fn, checked=value), job.future, job.loop,
-                                            job.client_id))
+                return _check_jobs(session, batch)
         except Exception as exc:  # the read session failed: every caller gets the error
             log.warning("checks of a batch of %d failed: %s", len(batch), type(exc).__name__)
             return [(job.future, False, exc) for job in batch], []
-        return refused, writers
 
     def close(self) -> None:
         return None
+
+
+def _check_jobs(session: Session, batch: list[_Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]],
+                                                              list[_Job]]:
+    live = _live_clients(session, batch)
+    refused: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    writers: list[_Job] = []
+    for job in batch:
+        if job.client_id is not None and job.client_id not in live:
+            refused.append((job.future, False, _revoked()))
+            continue
+        ok, value = (True, None) if job.check is None else _call(job.check, session)
+        if not ok:
+            refused.append((job.future, False, value))
+        elif job.check is None:
+            writers.append(job)
+        else:
+            fn = functools.partial(job.fn, checked=value)
+            writers.append(_Job(fn, job.future, job.loop, job.client_id))
+    return refused, writers

@@ -17,7 +17,7 @@ from cardsvc.config import Settings
 from cardsvc.registry import verification_repo as repo
 from cardsvc.verification.roles import Role
 from tests.api.conftest import Api
-from tests.api.verify_support import make_db_api, world_services
+from tests.api.verify_support import make_db_api, newest_client_id, world_services
 from tests.verification.world import FMCOS, NTAG, PROGRAMME, World, make_world, sqlite_url
 
 EXPIRED_DAYS = 400  # cards expire 365 days after issue
@@ -111,3 +111,28 @@ def test_sync_time_with_an_offset_is_accepted(api: Api, world: World) -> None:
         {"idempotency_key": "offline-x-03", "qr": card.qr, "checked_in_at": at.isoformat()}]})
     assert response.status_code == 200, response.text
     assert response.json()[0]["status"] == "accepted"
+
+
+# --- a revoked token still in the client cache gets 401 before any refusal ------------------------
+
+
+def _revoke_behind_the_cache(world: World, client_id: str) -> None:
+    """Revoked in the database (as by another worker): this process's client cache still holds it."""
+    with world.session() as s:
+        repo.revoke_client(s, client_id=client_id)
+        s.commit()
+
+
+def test_revoked_cached_token_gets_401_not_a_read_phase_refusal(api: Api, world: World) -> None:
+    card = world.issue_card(profile=NTAG)
+    token = api.token(Role.service_point)
+    client_id = newest_client_id(api)
+    ok = api.request("POST", "/v1/verify/qr", token=token, json={"qr": card.qr})
+    assert ok.status_code == 200 and ok.json()["outcome"] == "OK"  # the client is cached now
+    params = {k: "0" * len(v) for k, v in _sun_params(world, card).items()}  # no card of ours
+    before = api.request("GET", "/v1/verify/sun", token=api.token(Role.service_point), params=params)
+    assert before.status_code == 404  # what a live client gets for it
+    _revoke_behind_the_cache(world, client_id)
+    unknown = api.request("GET", "/v1/verify/sun", token=token, params=params)
+    genuine = api.request("POST", "/v1/verify/qr", token=token, json={"qr": card.qr})
+    assert (unknown.status_code, genuine.status_code) == (401, 401), unknown.text
