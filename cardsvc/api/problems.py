@@ -6,6 +6,9 @@ has them, ``field`` / ``reason`` / ``retry_after``. Anything not in the table â€
 exception or a cardsvc error that should never reach a client â€” becomes a 500 carrying only an
 opaque ``error_id`` that matches the server log line; never a traceback or a message.
 
+``KeyStoreError`` on a request (no key for this time or version, a store that cannot be read)
+is an operator's matter, answered as ``NotConfigured`` (503, fixed message; details in the log).
+
 ``CredentialVerificationError`` is deliberately absent: a credential that fails verification is an
 outcome (HTTP 200 with ``NOK`` and a reason code) that verify routes build themselves. If one ever
 escapes a route it is a bug and shows as a 500.
@@ -89,6 +92,9 @@ def _headers(exc: errors.CardsvcError, *, token_sent: bool) -> dict[str, str]:
 
 def error_response(exc: errors.CardsvcError, path: str, *, token_sent: bool) -> JSONResponse:
     """The problem for a cardsvc error (the table above), or an opaque 500 for an unmapped one."""
+    if isinstance(exc, errors.KeyStoreError):
+        log.warning("key store on %s: %s", path, exc.diagnostics())
+        exc = errors.NotConfigured()
     status = status_for(exc)
     if status is None:
         log.error("unmapped %s on %s: %s", type(exc).__name__, path, exc.diagnostics())

@@ -4,6 +4,7 @@ verification method and route (FastAPI and hot path), offline times must carry a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,18 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from cardsvc.api.app import create_app
+from cardsvc.api.problems import status_for
+from cardsvc.api.services import Services
 from cardsvc.config import Settings
+from cardsvc.credential.keys import Signer
+from cardsvc.errors import KeyStoreError
 from cardsvc.registry import verification_repo as repo
+from cardsvc.verification.audit import InMemoryAuditSink
+from cardsvc.verification.ratelimit import InProcessRateLimiter, RateLimit
 from cardsvc.verification.roles import Role
+from cardsvc.verification.trustbundle import TrustBundleCache
 from tests.api.conftest import Api
+from tests.api.test_errors import VALID_TOKEN, BrokenStore
 from tests.api.verify_support import make_db_api, newest_client_id, world_services
 from tests.verification.world import FMCOS, NTAG, PROGRAMME, World, make_world, sqlite_url
 
@@ -136,3 +145,47 @@ def test_revoked_cached_token_gets_401_not_a_read_phase_refusal(api: Api, world:
     unknown = api.request("GET", "/v1/verify/sun", token=token, params=params)
     genuine = api.request("POST", "/v1/verify/qr", token=token, json={"qr": card.qr})
     assert (unknown.status_code, genuine.status_code) == (401, 401), unknown.text
+
+
+# --- a reader tap of kind "sun" on a server without NTAG keys --------------------------------------
+
+
+@pytest.mark.parametrize("keys", ["no_card_keys", "no_ntag_profile_keys"])
+def test_reader_tap_sun_without_ntag_keys_is_503(settings: Settings, world: World, keys: str) -> None:
+    card = world.issue_card(profile=NTAG)
+    url = world.tap_url(card)
+    world.svc = dataclasses.replace(world.svc, sun_checkers={},
+                                    card_keys=None if keys == "no_card_keys" else world.svc.card_keys)
+    world.svc.sun_checkers.clear()  # __post_init__ rebuilt them from the keys: a server without any
+    with make_db_api(settings, world) as api:
+        token = api.token(Role.service_point)
+        nonce = api.request("POST", "/v1/challenges", token=token).json()["challenge"]
+        body = {"challenge": nonce, "uid": card.uid.hex(), "kind": "sun", "payload": url}
+        response = api.request("POST", "/v1/verify/card", token=token, json=body)
+    assert response.status_code == 503, response.text
+    assert response.json()["type"].endswith("/not_configured")
+
+
+def test_a_key_store_error_on_a_request_is_503_not_configured(settings: Settings, world: World) -> None:
+    def no_signing_key(_now: dt.datetime) -> Signer:
+        raise KeyStoreError("no active signing key at this time", hint="run `cardsvc keys rotate`")
+
+    bundles = TrustBundleCache(no_signing_key, [], "DFTU", clock=world.clock)
+    world.svc = dataclasses.replace(world.svc, bundles=bundles)
+    with make_db_api(settings, world) as api:
+        response = api.request("GET", "/v1/trust-bundle", token=api.token(Role.partner))
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["type"].endswith("/not_configured") and "signing key" not in str(body)
+    assert status_for(KeyStoreError("x")) is None  # the table is unchanged: only requests map it
+
+
+def test_a_locked_key_store_behind_the_client_store_is_an_opaque_503(settings: Settings) -> None:
+    services = Services(clients=BrokenStore(KeyStoreError("hunter2 locked")),
+                        rate_limiter=InProcessRateLimiter(RateLimit()), audit=InMemoryAuditSink())
+    with asyncio.Runner() as runner:
+        api = Api(create_app(settings, services=services), runner)
+        response = api.request("GET", "/v1/whoami", token=VALID_TOKEN)
+        runner.run(api.client.aclose())
+    assert response.status_code == 503 and response.json()["type"].endswith("/not_configured")
+    assert "hunter2" not in response.text and "Traceback" not in response.text
