@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, false, func, insert, update
+from sqlalchemy import Table, bindparam, delete, false, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
@@ -230,6 +230,13 @@ def consume_challenge(session: Session, *, nonce: bytes, client_id: str, now: dt
 
 def get_challenge(session: Session, *, nonce: bytes) -> Challenge | None:
     return session.get(Challenge, nonce)
+
+
+def purge_challenges(session: Session, *, expired_before: dt.datetime, limit: int) -> int:
+    """Delete up to ``limit`` challenges that expired before ``expired_before``; how many went."""
+    oldest = (sa_select(CHALLENGE.c.nonce).where(CHALLENGE.c.expires_at < expired_before)
+              .order_by(CHALLENGE.c.expires_at).limit(limit))
+    return int(_execute(session, delete(CHALLENGE).where(CHALLENGE.c.nonce.in_(oldest))).rowcount)
 
 
 # --- service points ------------------------------------------------------------------------------

@@ -70,6 +70,10 @@ def advance_sun_counter(session: Session, *, card_number: str, counter: int, now
 
 CHALLENGE_SIZE = 16
 CHALLENGE_TTL = timedelta(seconds=60)
+# Expired challenges are deleted as new ones are made (a few per create, oldest first), after a
+# grace during which a late answer still gets ``challenge_expired`` rather than ``challenge_unknown``.
+CHALLENGE_PURGE_AFTER = timedelta(minutes=10)
+CHALLENGE_PURGE_BATCH = 8
 ANONYMOUS = "anonymous"
 
 
@@ -220,6 +224,8 @@ class VerificationService:
         now = self.clock()
         challenge = Challenge(nonce=self.rng(CHALLENGE_SIZE), client_id=client_id, created_at=now,
                               expires_at=now + CHALLENGE_TTL)
+        repo.purge_challenges(session, expired_before=now - CHALLENGE_PURGE_AFTER,
+                              limit=CHALLENGE_PURGE_BATCH)
         repo.add_challenge(session, challenge=challenge)
         return challenge
 

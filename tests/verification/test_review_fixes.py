@@ -12,10 +12,16 @@ from sqlmodel import Session, select
 from cardsvc.config import Settings
 from cardsvc.errors import Conflict
 from cardsvc.registry.cards import Card, CardStatus
+from cardsvc.registry.verification_models import Challenge
 from cardsvc.verification.outcome import Verdict, Verification
 from cardsvc.verification.recuperation import OFFLINE_CLOCK_SKEW, CheckinRequest, CheckinResult, check_in
 from cardsvc.verification.roles import Role
-from cardsvc.verification.service import CardAnswer
+from cardsvc.verification.service import (
+    CHALLENGE_PURGE_AFTER,
+    CHALLENGE_PURGE_BATCH,
+    CHALLENGE_TTL,
+    CardAnswer,
+)
 from cardsvc.verification.tokens import ClientRecord
 from tests.verification.world import FMCOS, NOW, NTAG, PROGRAMME, IssuedCard, World
 
@@ -159,3 +165,42 @@ def test_the_maximum_offline_age_is_a_setting(world: World) -> None:
     assert caught.value.reason == "checked_in_at_too_old"
     assert Settings(offline_checkin_max_days=3).offline_checkin_max_days == 3
     assert Settings().offline_checkin_max_days == 7
+
+
+# --- challenges are purged --------------------------------------------------------------------------
+
+
+def _challenge_count(world: World) -> int:
+    with world.session() as s:
+        return len(s.exec(select(Challenge)).all())
+
+
+def test_expired_challenges_are_purged_as_new_ones_are_made(world: World) -> None:
+    for _ in range(3 * CHALLENGE_PURGE_BATCH):
+        _challenge(world)
+    world.clock.advance(seconds=(CHALLENGE_TTL + CHALLENGE_PURGE_AFTER).total_seconds() + 1)
+    live = [_challenge(world) for _ in range(3)]
+    assert _challenge_count(world) == 3  # three creates purged 3 × the batch: all the expired ones
+    with world.session() as s:
+        assert {c.nonce for c in s.exec(select(Challenge)).all()} == set(live)
+
+
+def test_the_challenge_table_does_not_grow_without_bound(world: World) -> None:
+    sizes = []
+    for _minute in range(40):
+        for _ in range(5):
+            _challenge(world)
+        world.clock.advance(minutes=1)
+        sizes.append(_challenge_count(world))
+    bound = 5 * ((CHALLENGE_TTL + CHALLENGE_PURGE_AFTER) // dt.timedelta(minutes=1) + 2)
+    assert max(sizes) <= bound and sizes[-1] == sizes[-10]  # steady state, not growth
+
+
+def test_a_recently_expired_challenge_still_says_expired(world: World) -> None:
+    card = world.issue_card(profile=FMCOS)
+    nonce = _challenge(world)
+    world.clock.advance(seconds=CHALLENGE_TTL.total_seconds() + 1)
+    _challenge(world)  # purges only what expired more than the grace ago
+    with pytest.raises(Conflict) as caught:
+        _reader_tap(world, CardAnswer(nonce, card.uid, "internal_auth", world.internal_auth(card, nonce)))
+    assert caught.value.reason == "challenge_expired"
