@@ -22,9 +22,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.support.browser import browser, playwright_driver
-
-__all__ = ["browser", "playwright_driver"]
+# ``browser`` and ``playwright_driver`` come from tests/web/conftest.py: importing them here again
+# would register a second session-wide Playwright, which refuses to start beside the first.
 
 MODULES = Path(__file__).resolve().parents[3] / "cardsvc" / "web" / "static" / "js" / "offline"
 PAGE = b"<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>offline</title><body></body></html>"
