@@ -25,6 +25,9 @@ class CommandApdu:
     extended: bool = False
 
     def __post_init__(self) -> None:
+        if (self.cla | self.ins | self.p1 | self.p2) >> 8 == 0 and len(self.data) <= _SHORT_MAX_LC \
+                and not self.extended and (self.le is None or 0 <= self.le <= _SHORT_MAX_LE):
+            return  # a valid short APDU (the common case, per APDU on both sides of a link)
         for name in ("cla", "ins", "p1", "p2"):
             value = getattr(self, name)
             if not 0 <= value <= 0xFF:
