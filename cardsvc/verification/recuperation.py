@@ -32,10 +32,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from cardsvc.credential.qr import from_qr_text
-from cardsvc.errors import Conflict, CredentialVerificationError, NotConfigured, PermissionDenied
+from cardsvc.errors import (
+    Conflict,
+    CredentialVerificationError,
+    MalformedCredential,
+    NotConfigured,
+    NotFound,
+    PermissionDenied,
+)
 from cardsvc.logging import get_logger
 from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
@@ -183,6 +191,43 @@ def check_in(session: Session, svc: VerificationService, client: ClientRecord,
                                      subject=card.card_number, outcome=Outcome.ok, reason=request.source,
                                      timestamp=now))
     return _result(checkin, programme, replayed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAnswer:
+    """One offline item's answer: ``accepted`` / ``duplicate`` (with the check-in) or ``conflict``."""
+
+    idempotency_key: str
+    status: str
+    reason: str | None = None
+    checkin_id: int | None = None
+
+
+def check_in_committed(svc: VerificationService, client: ClientRecord,
+                       request: CheckinRequest) -> CheckinResult:
+    """:func:`check_in` in its own transaction; a concurrent duplicate that lost on a unique index
+    is run again, and so answered like a retry (or refused as the winner's duplicate)."""
+    try:
+        return svc.db.transact(lambda s: check_in(s, svc, client, request))
+    except IntegrityError:
+        return svc.db.transact(lambda s: check_in(s, svc, client, request))
+
+
+def sync(svc: VerificationService, client: ClientRecord,
+         requests: Sequence[CheckinRequest]) -> list[SyncAnswer]:
+    """Offline check-ins, each committed and answered on its own; another base's programme raises."""
+    return [_sync_one(svc, client, request) for request in requests]
+
+
+def _sync_one(svc: VerificationService, client: ClientRecord, request: CheckinRequest) -> SyncAnswer:
+    key = request.idempotency_key
+    try:
+        result = check_in_committed(svc, client, request)
+    except PermissionDenied:
+        raise
+    except (Conflict, NotFound, MalformedCredential) as exc:
+        return SyncAnswer(key, "conflict", exc.reason or exc.code)
+    return SyncAnswer(key, "duplicate" if result.replayed else "accepted", checkin_id=result.checkin_id)
 
 
 def _admit(session: Session, programme: Programme, member_id: int, day: dt.date) -> None:

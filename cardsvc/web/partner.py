@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from cardsvc.credential import TrustAnchor
 from cardsvc.credential.keystore import KeyStore, signing_key
 from cardsvc.credential.qr import to_qr_text
-from cardsvc.errors import Conflict, MalformedCredential, NotConfigured, NotFound, PermissionDenied
+from cardsvc.errors import NotConfigured, NotFound, PermissionDenied
 from cardsvc.localtime import day_start
 from cardsvc.logging import get_logger
 from cardsvc.registry import card_repo
@@ -35,9 +34,11 @@ from cardsvc.verification.recuperation import (
     PSEUDONYM_SIZE,
     CheckinRequest,
     CheckinResult,
-    check_in,
+    SyncAnswer,
+    check_in_committed,
     check_out,
     offline_list,
+    sync,
 )
 from cardsvc.verification.roles import Role
 from cardsvc.verification.service import VerificationService
@@ -71,14 +72,6 @@ class Guest:
     checked_in_at: dt.datetime
     checked_out_at: dt.datetime | None
     source: str
-
-
-@dataclass(frozen=True, slots=True)
-class SyncAnswer:
-    idempotency_key: str
-    status: str
-    reason: str | None = None
-    checkin_id: int | None = None
 
 
 class BaseDesk:
@@ -120,26 +113,16 @@ class BaseDesk:
 
     def check_in(self, programme: str, qr: str, key: str, *, at: dt.datetime | None = None,
                  source: str = "online") -> CheckinResult:
-        """One check-in; a concurrent duplicate that lost on a unique index is answered as a retry."""
-        request = CheckinRequest(programme, qr, key, at, source)
-        try:
-            return self.svc.db.transact(lambda s: check_in(s, self.svc, self.client, request))
-        except IntegrityError:
-            return self.svc.db.transact(lambda s: check_in(s, self.svc, self.client, request))
+        """One check-in (:func:`~cardsvc.verification.recuperation.check_in_committed`)."""
+        return check_in_committed(self.svc, self.client, CheckinRequest(programme, qr, key, at, source))
 
     def check_out(self, checkin_id: int) -> None:
         self.svc.db.transact(lambda s: check_out(s, self.svc, self.client, checkin_id))
 
     def sync(self, programme: str, items: list[tuple[str, str, dt.datetime]]) -> list[SyncAnswer]:
-        """Check-ins made offline, each answered on its own (``/v1/checkins/sync`` semantics)."""
-        return [self._sync_one(programme, key, qr, at) for key, qr, at in items]
-
-    def _sync_one(self, programme: str, key: str, qr: str, at: dt.datetime) -> SyncAnswer:
-        try:
-            result = self.check_in(programme, qr, key, at=at, source="offline")
-        except (Conflict, NotFound, MalformedCredential) as exc:
-            return SyncAnswer(key, "conflict", exc.reason or exc.code)
-        return SyncAnswer(key, "duplicate" if result.replayed else "accepted", checkin_id=result.checkin_id)
+        """Check-ins made offline, each answered on its own (``/v1/checkins/sync``'s own function)."""
+        requests = [CheckinRequest(programme, qr, key, at, "offline") for key, qr, at in items]
+        return sync(self.svc, self.client, requests)
 
     # --- what the pages list -----------------------------------------------------------------------
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlmodel import Session, select
 
 from cardsvc.config import Settings
-from cardsvc.errors import Conflict
+from cardsvc.errors import Conflict, PermissionDenied
 from cardsvc.registry.cards import Card, CardStatus
 from cardsvc.registry.verification_models import Challenge
 from cardsvc.verification.outcome import Verdict, Verification
-from cardsvc.verification.recuperation import OFFLINE_CLOCK_SKEW, CheckinRequest, CheckinResult, check_in
+from cardsvc.verification.recuperation import (
+    OFFLINE_CLOCK_SKEW,
+    CheckinRequest,
+    CheckinResult,
+    check_in,
+    check_in_committed,
+    sync,
+)
 from cardsvc.verification.roles import Role
 from cardsvc.verification.service import (
     CHALLENGE_PURGE_AFTER,
@@ -204,3 +212,38 @@ def test_a_recently_expired_challenge_still_says_expired(world: World) -> None:
     with pytest.raises(Conflict) as caught:
         _reader_tap(world, CardAnswer(nonce, card.uid, "internal_auth", world.internal_auth(card, nonce)))
     assert caught.value.reason == "challenge_expired"
+
+
+# --- one retry-and-answer loop for the API and the partner pages ------------------------------------
+
+
+def test_sync_answers_each_item_on_its_own(world: World) -> None:
+    world.programme(quota=3)
+    card = world.issue_card()
+    other = world.issue_card(world.add_member("李四", id_number="110105194912310037"))
+    at = world.clock() - dt.timedelta(hours=1)
+    items = [CheckinRequest(PROGRAMME, card.qr, "offline-0001", at, "offline"),
+             CheckinRequest(PROGRAMME, card.qr, "offline-0001", at, "offline"),
+             CheckinRequest(PROGRAMME, other.qr, "offline-0002", at - dt.timedelta(days=30), "offline")]
+    answers = sync(world.svc, _partner(), items)
+    assert [(a.idempotency_key, a.status, a.reason) for a in answers] == [
+        ("offline-0001", "accepted", None), ("offline-0001", "duplicate", None),
+        ("offline-0002", "conflict", "checked_in_at_too_old")]
+    assert answers[0].checkin_id == answers[1].checkin_id is not None
+
+
+def test_sync_of_another_base_s_programme_raises(world: World) -> None:
+    world.programme(quota=3)
+    foreign = dataclasses.replace(_partner(), partner_base_id="base-huangshan")
+    with pytest.raises(PermissionDenied):
+        sync(world.svc, foreign, [CheckinRequest(PROGRAMME, world.issue_card().qr, "offline-0001")])
+
+
+def test_concurrent_same_key_check_ins_answer_one_accepted_and_the_rest_as_retries(world: World) -> None:
+    world.programme(quota=3)
+    card = world.issue_card()
+    request = CheckinRequest(PROGRAMME, card.qr, "desk-0000001")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _i: check_in_committed(world.svc, _partner(), request), range(8)))
+    assert len({r.checkin_id for r in results}) == 1
+    assert sorted(r.replayed for r in results) == [False] + [True] * 7

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response
-from sqlalchemy.exc import IntegrityError
 
 from cardsvc.api.auth import client_of
 from cardsvc.api.verify_schemas import (
@@ -19,18 +19,16 @@ from cardsvc.api.verify_schemas import (
     SyncResult,
     verification_of,
 )
-from cardsvc.errors import Conflict, MalformedCredential, NotFound, PermissionDenied
 from cardsvc.registry.verification_models import Checkin
 from cardsvc.verification.recuperation import (
     PSEUDONYM_SIZE,
     CheckinRequest,
     CheckinResult,
-    check_in,
+    check_in_committed,
     check_out,
     offline_list,
+    sync,
 )
-from cardsvc.verification.service import VerificationService
-from cardsvc.verification.tokens import ClientRecord
 
 router = APIRouter(prefix="/v1", tags=["recuperation"], responses=OUTCOME_ERRORS)
 
@@ -43,20 +41,13 @@ def _view(result: CheckinResult) -> CheckinView:
                        replayed=result.replayed, quota_left=result.quota_left)
 
 
-async def _check_in(svc: VerificationService, client: ClientRecord, request: CheckinRequest) -> CheckinResult:
-    """One check-in; a concurrent duplicate that lost on a unique index is answered like a retry."""
-    try:
-        return await svc.db.run(lambda s: check_in(s, svc, client, request))
-    except IntegrityError:
-        return await svc.db.run(lambda s: check_in(s, svc, client, request))
-
-
 @router.post("/checkins", name="checkins_create", response_model=CheckinView, status_code=201)
 async def checkins_create(body: CheckinRequestBody, request: Request, response: Response,
                           idempotency_key: RequiredKey) -> CheckinView:
     """Check a member in to a programme of the partner's base (needs ``Idempotency-Key``)."""
     client, svc = client_of(request), verification_of(request)
-    result = await _check_in(svc, client, CheckinRequest(body.programme, body.qr, idempotency_key))
+    checkin = CheckinRequest(body.programme, body.qr, idempotency_key)
+    result = await asyncio.to_thread(check_in_committed, svc, client, checkin)
     if result.replayed:
         response.status_code = 200
     return _view(result)
@@ -66,23 +57,11 @@ async def checkins_create(body: CheckinRequestBody, request: Request, response: 
 async def checkins_sync(body: SyncRequest, request: Request) -> list[SyncResult]:
     """Upload check-ins made offline; each item is answered on its own (accepted, duplicate, conflict)."""
     client, svc = client_of(request), verification_of(request)
-    results = []
-    for item in body.items:
-        checkin = CheckinRequest(body.programme, item.qr, item.idempotency_key, item.checked_in_at, "offline")
-        results.append(await _sync_one(svc, client, checkin))
-    return results
-
-
-async def _sync_one(svc: VerificationService, client: ClientRecord, request: CheckinRequest) -> SyncResult:
-    key = request.idempotency_key
-    try:
-        result = await _check_in(svc, client, request)
-    except PermissionDenied:
-        raise
-    except (Conflict, NotFound, MalformedCredential) as exc:
-        return SyncResult(idempotency_key=key, status="conflict", reason=exc.reason or exc.code)
-    status = "duplicate" if result.replayed else "accepted"
-    return SyncResult(idempotency_key=key, status=status, checkin_id=result.checkin_id)
+    items = [CheckinRequest(body.programme, i.qr, i.idempotency_key, i.checked_in_at, "offline")
+             for i in body.items]
+    answers = await asyncio.to_thread(sync, svc, client, items)
+    return [SyncResult(idempotency_key=a.idempotency_key, status=a.status, reason=a.reason,
+                       checkin_id=a.checkin_id) for a in answers]
 
 
 @router.post("/checkins/{checkin_id}/checkout", name="checkouts_create", response_model=CheckinView)
