@@ -1,7 +1,12 @@
 """Errors on pages: a page with a catalog message, never a traceback; login problems redirect.
 
-One table maps the cardsvc error tree to (HTTP status, catalog key); anything else is a 500 page
-with an opaque id that matches the server log line (as the API's problem+json does).
+One table maps the cardsvc error tree to an HTTP status; anything else is a 500 page with an opaque
+id that matches the server log line (as the API's problem+json does). The text shown comes from the
+catalog, never from the exception: :func:`page_problem` looks up ``problem.<code>.<reason>``, then
+``problem.<code>``, then the generic ``problem.other`` with the code. An error's own message is
+English, may name internals (a file path, a Python class) and goes to the log only — except an
+:class:`~cardsvc.errors.InvalidRecord`'s, which names the field and the value the user typed (the
+admin forms need that) and is shown after the localized lead.
 """
 
 from __future__ import annotations
@@ -16,23 +21,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardsvc import errors
 from cardsvc.logging import get_logger
+from cardsvc.web.i18n import MESSAGES
 from cardsvc.web.render import render, secured
 from cardsvc.web.session import CsrfRefused, LoginRequired, safe_next
 
 log = get_logger(__name__)
 
-# Most specific first; the first isinstance match wins. (status, catalog key)
-PAGE_ERRORS: tuple[tuple[type[errors.CardsvcError], int, str], ...] = (
-    (CsrfRefused, 403, "error.csrf"),
-    (errors.PermissionDenied, 403, "error.forbidden"),
-    (errors.RateLimited, 429, "error.rate_limited"),
-    (errors.NotFound, 404, "error.not_found"),
-    (errors.Conflict, 409, "error.conflict"),
-    (errors.InvalidRecord, 422, "error.invalid"),
-    (errors.ImportFileError, 422, "error.invalid"),
-    (errors.NotConfigured, 503, "error.not_configured"),
-    (errors.IssuanceError, 409, "error.generic"),
+# Most specific first; the first isinstance match wins. Errors not named here (broken PII or audit
+# integrity, card and crypto errors) are internal: a 500 page with an id, the details in the log.
+PAGE_ERRORS: tuple[tuple[type[errors.CardsvcError], int], ...] = (
+    (CsrfRefused, 403),
+    (errors.PermissionDenied, 403),
+    (errors.RateLimited, 429),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidRecord, 422),
+    (errors.ImportFileError, 422),
+    (errors.NotConfigured, 503),
+    (errors.IssuanceError, 409),
+    (errors.ServerUnavailable, 503),
+    (errors.CredentialError, 422),  # pages that verify catch these themselves; this is the backstop
 )
+REGISTRY_UNAVAILABLE = 503  # a bare RegistryError: the database did not answer (registry.services)
+GENERIC_PROBLEM = "problem.other"
 _HTTP_KEYS = {404: "error.not_found", 405: "error.not_found", 413: "error.too_large"}
 
 
@@ -63,11 +74,36 @@ async def _cardsvc_error(request: Request, exc: Exception) -> Response:
         return login_redirect(request, exc.reason)
     if not isinstance(exc, errors.CardsvcError):
         return internal_error_page(request)
-    for cls, status, key in PAGE_ERRORS:
+    status = page_status(exc)
+    if status is None:
+        log.error("unmapped %s on page %s: %s", type(exc).__name__, request.url.path, exc.diagnostics())
+        return internal_error_page(request, exc_info=False)
+    log.info("page %s refused (%s): %s", request.url.path, exc.code, exc.diagnostics())
+    key, values = page_problem(exc)
+    response = error_page(request, status, key, **values)
+    if isinstance(exc, errors.RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def page_status(exc: errors.CardsvcError) -> int | None:
+    """The HTTP status of an error a page may show, ``None`` for an internal one."""
+    for cls, status in PAGE_ERRORS:
         if isinstance(exc, cls):
-            return error_page(request, status, key, detail=exc.message)
-    log.error("unmapped %s on page %s: %s", type(exc).__name__, request.url.path, exc.diagnostics())
-    return internal_error_page(request, exc_info=False)
+            return status
+    return REGISTRY_UNAVAILABLE if type(exc) is errors.RegistryError else None
+
+
+def page_problem(exc: errors.CardsvcError) -> tuple[str, dict[str, object]]:
+    """(catalog key, values) of the message a page shows for ``exc`` (never its own text)."""
+    values: dict[str, object] = {"code": exc.code}
+    if isinstance(exc, errors.RateLimited):
+        values["retry_after"] = exc.retry_after
+    if isinstance(exc, errors.InvalidRecord):
+        values["detail"] = exc.message  # field and value the user typed; no localized form yet
+    reason = getattr(exc, "reason", None)
+    keys = ([f"problem.{exc.code}.{reason}"] if reason else []) + [f"problem.{exc.code}"]
+    return next((key for key in keys if key in MESSAGES), GENERIC_PROBLEM), values
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
