@@ -8,6 +8,7 @@ SIGINT: exit 0, no process left behind (pcscd included). Every wait is bounded.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -25,12 +26,14 @@ from cardsvc import demo
 from cardsvc.config import get_settings
 from cardsvc.credential import open_key_store
 from cardsvc.demo import readers as demo_readers
+from cardsvc.demo.staff import StaffLogins
 from cardsvc.emulator.images import factory_for, save_image
 from cardsvc.emulator.pcscd import SOCKET_ENV, HarnessError
 from cardsvc.errors import CardsvcError
 from cardsvc.registry.db import engine_for, session_factory
 from cardsvc.registry.staff import StaffAccounts
 
+demo_main = importlib.import_module("cardsvc.demo.main")  # the package's `main` is the function
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 SAMPLE_MEMBERS = 40
@@ -297,3 +300,20 @@ def test_demo_staff_users_are_refused_outside_dev(tmp_path: Path) -> None:
     with pytest.raises(demo.DemoError, match="refused outside CARDSVC_ENV=dev"):
         demo.ensure_demo_staff(settings)
     assert not (tmp_path / "demo-staff.env").exists()
+
+
+def test_banner_shows_a_password_only_on_the_run_that_made_it(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(demo_main, "say", lines.append)
+    env_file = tmp_path / "demo.env"
+    logins = StaffLogins(passwords={"demo-admin": "fresh-admin-secret", "demo-clerk": "kept-clerk-secret",
+                                    "demo-point": None, "demo-partner": "kept-partner-secret"},
+                         created=("demo-admin",), file=tmp_path / "demo-staff.env")
+    demo_main._staff_lines("http://127.0.0.1:8123", logins, env_file)
+    shown = "\n".join(lines)
+    assert "http://127.0.0.1:8123/login" in lines[0]
+    assert "fresh-admin-secret" in shown
+    assert "kept-clerk-secret" not in shown and "$CARDSVC_DEMO_CLERK_PASSWORD" in shown
+    assert "demo-point" in shown and "password not known here" in shown
+    assert "CARDSVC_DEMO_SERVICE_POINT_PASSWORD" not in logins.env()
