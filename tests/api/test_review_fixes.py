@@ -20,6 +20,7 @@ from cardsvc.config import Settings
 from cardsvc.credential.keys import Signer
 from cardsvc.errors import KeyStoreError
 from cardsvc.registry import verification_repo as repo
+from cardsvc.registry.cards import CardStatus
 from cardsvc.verification.audit import InMemoryAuditSink
 from cardsvc.verification.ratelimit import InProcessRateLimiter, RateLimit
 from cardsvc.verification.roles import Role
@@ -189,3 +190,30 @@ def test_a_locked_key_store_behind_the_client_store_is_an_opaque_503(settings: S
         runner.run(api.client.aclose())
     assert response.status_code == 503 and response.json()["type"].endswith("/not_configured")
     assert "hunter2" not in response.text and "Traceback" not in response.text
+
+
+# --- check-in order and offline bounds over HTTP ---------------------------------------------------
+
+
+def test_retry_of_an_accepted_check_in_after_revocation_is_answered_again(api: Api, world: World) -> None:
+    world.programme(quota=3)
+    token, card = api.token(Role.partner), world.issue_card()
+    headers = {"Idempotency-Key": "desk-0000001"}
+    body = {"programme": PROGRAMME, "qr": card.qr}
+    first = api.request("POST", "/v1/checkins", token=token, json=body, headers=headers)
+    world.set_card_status(card, CardStatus.revoked)
+    again = api.request("POST", "/v1/checkins", token=token, json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json()["checkin_id"] == first.json()["checkin_id"] and again.json()["replayed"] is True
+
+
+def test_backdated_sync_is_a_conflict_with_a_reason(api: Api, world: World) -> None:
+    world.programme(quota=3)
+    token, card = api.token(Role.partner), world.issue_card()
+    ahead = (world.clock() + dt.timedelta(hours=2)).isoformat()
+    response = api.request("POST", "/v1/checkins/sync", token=token, json={"programme": PROGRAMME, "items": [
+        {"idempotency_key": "offline-x-02", "qr": card.qr, "checked_in_at": "1999-01-01T00:00:00Z"},
+        {"idempotency_key": "offline-x-03", "qr": card.qr, "checked_in_at": ahead}]})
+    assert response.status_code == 200, response.text
+    assert [(r["status"], r["reason"]) for r in response.json()] == [
+        ("conflict", "checked_in_at_too_old"), ("conflict", "checked_in_at_future")]
