@@ -18,7 +18,7 @@ from typing import Annotated
 import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from cardsvc.api.schemas import CLIENT_ID
 from cardsvc.registry.staff import NewStaff
@@ -28,8 +28,9 @@ from cardsvc.web.acting import web_actor
 from cardsvc.web.admin import AdminDesk
 from cardsvc.web.admin_stats import Bar, dashboard
 from cardsvc.web.context import web_of
-from cardsvc.web.render import render, secured
-from cardsvc.web.session import flash, user_of
+from cardsvc.web.forms import submit_once
+from cardsvc.web.render import render
+from cardsvc.web.session import user_of
 
 router = APIRouter(prefix="/admin")
 NonceField = Annotated[str, Form(max_length=64)]
@@ -47,10 +48,7 @@ def admin_desk(request: Request) -> AdminDesk:
 
 def once(request: Request, nonce: str, work: Callable[[], str], done_key: str) -> Response:
     """Run ``work`` once for this form (it returns the page to go to) and redirect there."""
-    target, first = web_of(request).accounts.once(user_of(request).staff, nonce, work)
-    response = secured(RedirectResponse(target, status_code=303))
-    flash(request, response, done_key if first else "admin.duplicate")
-    return response
+    return submit_once(request, nonce, work, done_key=done_key, duplicate_key="admin.duplicate")
 
 
 def path_of(request: Request, name: str, **params: str) -> str:

@@ -7,7 +7,6 @@ the first (``StaffAccounts.once``) and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -18,8 +17,9 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from cardsvc.errors import ImportFileError
 from cardsvc.web.context import web_of
 from cardsvc.web.desk import ACTIONS, MEMBER_LIST_SUFFIXES, Desk
+from cardsvc.web.forms import submit_once
 from cardsvc.web.render import render, secured
-from cardsvc.web.session import flash, user_of
+from cardsvc.web.session import user_of
 
 router = APIRouter(prefix="/desk")
 MAX_UPLOAD = 8 * 1024 * 1024
@@ -28,15 +28,6 @@ NonceField = Annotated[str, Form(max_length=64)]
 
 def _desk(request: Request) -> Desk:
     return Desk(web_of(request))
-
-
-def _once(request: Request, nonce: str, work: Callable[[], str]) -> Response:
-    """Run ``work`` (which returns the URL to show next) once per form nonce; redirect there."""
-    target, first = web_of(request).accounts.once(user_of(request).staff, nonce, work)
-    response = secured(RedirectResponse(target, status_code=303))
-    if not first:
-        flash(request, response, "error.duplicate")
-    return response
 
 
 # --- member lists ---------------------------------------------------------------------------------
@@ -64,7 +55,7 @@ def import_submit(request: Request, file: Annotated[UploadFile, File()], nonce: 
         return str(request.url_for("desk_import_report", report_id=report_id).path)
 
     try:
-        return _once(request, nonce, work)
+        return submit_once(request, nonce, work)
     except ImportFileError as exc:
         return _import_refused(request, desk, "desk.import.unreadable", detail=exc.message)
     finally:
@@ -107,7 +98,7 @@ def batch_create(request: Request, nonce: NonceField,
         desk.create_batch(label=label.strip(), profile=profile, org_code=org or None, valid_days=valid_days)
         return str(request.url_for("desk_batches").path) + f"?created={quote(label.strip())}"
 
-    return _once(request, nonce, work)
+    return submit_once(request, nonce, work)
 
 
 @router.get("/batches/{label}/progress", name="desk_progress")
@@ -158,5 +149,5 @@ def card_action(request: Request, number: str, action: str, nonce: NonceField,
         shown = change.new_card_number if action == "replace" and change.new_card_number else number
         return str(request.url_for("desk_card", number=shown).path) + f"?done={action}"
 
-    return _once(request, nonce, work)
+    return submit_once(request, nonce, work)
 

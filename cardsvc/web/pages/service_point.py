@@ -16,7 +16,6 @@ Idempotency-Key).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -28,9 +27,9 @@ from cardsvc.errors import Conflict, CredentialError, NotConfigured, NotFound
 from cardsvc.verification.outcome import Verdict
 from cardsvc.web.acting import acting, json_answer, reason_message, reason_of
 from cardsvc.web.context import web_of
+from cardsvc.web.forms import submit_once
 from cardsvc.web.render import render, secured
 from cardsvc.web.service_point import PointDesk, bar_lengths
-from cardsvc.web.session import flash, user_of
 
 router = APIRouter(prefix="/point")
 NonceField = Annotated[str, Form(max_length=64)]
@@ -44,14 +43,6 @@ CHART_LENGTH = 300
 def _point(request: Request) -> PointDesk:
     client, svc = acting(request)
     return PointDesk(svc, client, tz=web_of(request).settings.zone)
-
-
-def _once(request: Request, nonce: str, work: Callable[[], str]) -> Response:
-    target, first = web_of(request).accounts.once(user_of(request).staff, nonce, work)
-    response = secured(RedirectResponse(target, status_code=303))
-    if not first:
-        flash(request, response, "error.duplicate")
-    return response
 
 
 def _tap_url(request: Request, **query: str) -> str:
@@ -87,7 +78,7 @@ def verify(request: Request, nonce: NonceField, text: Annotated[str, Form(max_le
         return _tap_url(request, card=result.card_number)
 
     try:
-        return _once(request, nonce, work)
+        return submit_once(request, nonce, work)
     except (CredentialError, NotFound, Conflict, NotConfigured) as exc:
         reason = reason_of(exc)
         return secured(RedirectResponse(_tap_url(request, refused=reason[:48]), status_code=303))
@@ -128,7 +119,7 @@ def record(request: Request, nonce: NonceField, card: Annotated[str, Form(patter
         return _tap_url(request, card=card, recorded=done.item_code)
 
     try:
-        return _once(request, nonce, work)
+        return submit_once(request, nonce, work)
     except (Conflict, NotFound) as exc:
         return secured(RedirectResponse(_tap_url(request, card=card, refused=reason_of(exc)[:48]), 303))
 
