@@ -9,7 +9,7 @@ Bytes in, bytes out; wrong sizes raise :class:`~cardsvc.errors.CryptoError`.
 from __future__ import annotations
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, modes
 
 from cardsvc.errors import CryptoError
 
@@ -63,3 +63,40 @@ def cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
 def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     _check_iv(iv)
     return _apply(key, modes.CBC(iv), data, encrypt=False)
+
+
+class DesKey:
+    """One DES/TDES key with its ECB contexts made once, for a card's or session's many short
+    operations (making a context costs several µs, using one well under one). Results equal the
+    module functions'. Not thread-safe (the contexts are mutable): one object per card or session.
+    """
+
+    __slots__ = ("_cipher", "_decrypt", "_encrypt")
+
+    def __init__(self, key: bytes) -> None:
+        self._cipher = Cipher(TripleDES(expand_key(key)), modes.ECB())  # noqa: S305 - block primitive
+        self._encrypt = self._cipher.encryptor()
+        self._decrypt: CipherContext | None = None  # made on first use (a MAC key never decrypts)
+
+    def __repr__(self) -> str:
+        return "DesKey(<key hidden>)"
+
+    def ecb_encrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        return self._encrypt.update(data)
+
+    def ecb_decrypt(self, data: bytes) -> bytes:
+        _check_blocks(data)
+        if self._decrypt is None:
+            self._decrypt = self._cipher.decryptor()
+        return self._decrypt.update(data)
+
+    def cbc_last(self, iv: bytes, data: bytes) -> bytes:
+        """The last block of the CBC encryption of ``data`` from ``iv`` (a MAC's chaining value)."""
+        _check_iv(iv)
+        _check_blocks(data)
+        chained, encrypt = iv, self._encrypt.update
+        for start in range(0, len(data), BLOCK):
+            mixed = int.from_bytes(chained, "big") ^ int.from_bytes(data[start : start + BLOCK], "big")
+            chained = encrypt(mixed.to_bytes(BLOCK, "big"))
+        return chained

@@ -52,7 +52,7 @@ class FmcosCard:
         self._uid = uid
         self.mf = mf
         self.suite_name = suite
-        self._cs = fc.suite(suite)
+        self._cs = fc.prepared_suite(suite)  # this card's keys, contexts made once
         self._rng = rng
         self._atr = fm1208_atr(uid)
         self._tearing = False

@@ -103,7 +103,8 @@ class DedicatedFile:
 
     def is_protected(self) -> bool:
         """A DF whose key file holds no external-auth key is unprotected (ASSUMPTION)."""
-        return self.key_file is not None and self.key_file.first_of_type(EXTERNAL_AUTH) is not None
+        key_file = self.key_file
+        return key_file is not None and any(k.type == EXTERNAL_AUTH for k in key_file.keys.values())
 
     def add(self, created: DedicatedFile | KeyFile | ElementaryFile) -> None:
         if isinstance(created, KeyFile):
