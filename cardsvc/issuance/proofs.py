@@ -7,7 +7,9 @@
    verify with the diversified SDM keys and name this UID, or an INTERNAL AUTHENTICATE cryptogram
    (FMCOS) over a fresh challenge.
 
-Every check raises (fails closed); nothing returns a bare bool.
+Every check raises (fails closed); nothing returns a bare bool. What the card shows wrong raises
+``CardIntegrityError``; a key the host lacks raises ``KeyStoreError`` (the station's fault, not the
+card's).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from cardsvc.credential.token import (
     parse_credential,
 )
 from cardsvc.drivers.base import CardDriver, CardProof, CardReadout, MasterKeys
-from cardsvc.errors import CardIntegrityError, CredentialVerificationError
+from cardsvc.errors import CardIntegrityError, CredentialVerificationError, KeyStoreError, MalformedCredential
 from cardsvc.profiles import Profile
 from cardsvc.profiles.fmcos import FmcosConfig
 from cardsvc.profiles.ntag424 import Ntag424Config
@@ -74,8 +76,14 @@ def check_card_proof(driver: CardDriver, conn: CardConnection, master_keys: Mast
 
 
 def _check_sun(config: Ntag424Config, proof: CardProof, keys: MasterKeys, uid: bytes) -> None:
-    message = sun.parse_sun_url(proof.payload.decode("ascii", "replace"),
-                                picc_param=config.sun.picc_param, mac_param=config.sun.mac_param)
+    try:  # the URL comes from the card: a malformed one is the card's fault, not a credential error
+        message = sun.parse_sun_url(proof.payload.decode("ascii", "replace"),
+                                    picc_param=config.sun.picc_param, mac_param=config.sun.mac_param)
+    except MalformedCredential as exc:
+        raise CardIntegrityError(f"the card's SUN message is malformed: {exc.message}") from exc
+    roles = {config.slot(n).master for n in (config.sun.meta_read_key, config.sun.file_read_key)}
+    if missing := sorted(roles - keys.keys.keys()):
+        raise KeyStoreError(f"no master key for {', '.join(missing)}")
     meta = config.card_key(config.sun.meta_read_key, keys.keys, uid=b"",
                            system_identifier=keys.system_identifier)
 
@@ -83,7 +91,10 @@ def _check_sun(config: Ntag424Config, proof: CardProof, keys: MasterKeys, uid: b
         return config.card_key(config.sun.file_read_key, keys.keys, uid=card_uid,
                                system_identifier=keys.system_identifier)
 
-    reading = sun.verify_sun(message, meta_read_key=meta, file_read_key=file_key)
+    try:
+        reading = sun.verify_sun(message, meta_read_key=meta, file_read_key=file_key)
+    except MalformedCredential as exc:
+        raise CardIntegrityError(f"the card's SUN message is malformed: {exc.message}") from exc
     if not hmac.compare_digest(reading.uid, uid):
         raise CardIntegrityError("the SUN message names another chip")
 
@@ -93,7 +104,7 @@ def _check_internal_auth(profile: Profile, config: FmcosConfig, proof: CardProof
     slot = config.key("internal_auth")
     master = keys.keys.get(slot.master_role)
     if master is None:
-        raise CardIntegrityError(f"profile {profile.name}: no master key for {slot.master_role}")
+        raise KeyStoreError(f"profile {profile.name}: no master key for {slot.master_role}")
     key = slot.derive(master, uid=uid, aid=config.diversification_aid,
                       system_identifier=keys.system_identifier, cipher_suite=config.cipher_suite)
     fc.verify_internal_auth(fc.suite(config.cipher_suite), key, proof.challenge, proof.payload)

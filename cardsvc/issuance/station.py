@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-from cardsvc.errors import CardsvcError, IssuanceError, ReaderUnavailable
+from cardsvc.errors import CardsvcError, ConfigError, CredentialError, IssuanceError, ReaderUnavailable
 from cardsvc.issuance.journal import Journal
 from cardsvc.issuance.workflow import CardOutcome, CardWorkflow, FaultPoint, OutcomeKind, Presigned
 from cardsvc.logging import get_logger
@@ -221,6 +221,10 @@ class Worker:
             self._held = self._presigned = None
         self.outcomes.append(outcome)
         self.event(EventKind.outcome, outcome, outcome.reason, elapsed)
+        if outcome.station_fault:
+            self.event(EventKind.error, message="station stopped: a key or credential problem on this "
+                       "station means no card can be issued; fix it and rerun (cards are not spoiled)")
+            self._stop.set()
 
     def _run_card(self, conn: CardConnection) -> CardOutcome:
         try:
@@ -229,7 +233,8 @@ class Worker:
             return self.workflow.process(conn, self._held, self._presigned, defer_issue=True)
         except CardsvcError as exc:
             used = self._held is not None and self._held.state != "reserved"
-            return CardOutcome(OutcomeKind.failed, None, f"{exc.code}: {exc.message}", used_reservation=used)
+            return CardOutcome(OutcomeKind.failed, None, f"{exc.code}: {exc.message}", used_reservation=used,
+                               station_fault=isinstance(exc, CredentialError | ConfigError))
 
     def _issue_while_releasing(self, outcome: CardOutcome) -> Future[Card] | None:
         if outcome.pending_issue is None:
@@ -282,6 +287,10 @@ class Station:
         self._late_since: float | None = None
 
     def start(self) -> Station:
+        """Probe each batch context's signer and trust list, then start the workers; a misconfigured
+        station raises (``CredentialError``) before any card is touched."""
+        for ctx in {id(w.workflow.ctx): w.workflow.ctx for w in self.workers}.values():
+            ctx.probe(self.workers[0].workflow.now())
         for worker in self.workers:
             thread = threading.Thread(target=worker.run, name=f"station:{worker.source.name}", daemon=True)
             thread.start()

@@ -31,6 +31,7 @@ from cardsvc.errors import (
     CardIntegrityError,
     CardSpoiled,
     CardsvcError,
+    ConfigError,
     CredentialError,
     IssuanceError,
     TransportError,
@@ -49,6 +50,7 @@ TAP_PATH = "/t"
 # The credential's profile claim must be short (128 bytes in all): a code per shipped profile.
 CREDENTIAL_PROFILE_CODES = {"ntag424-dna": "n424", "fmcos-cpu": "fm12"}
 PRESIGN_MAX_AGE = dt.timedelta(minutes=2)  # older: the member's categories may have changed
+PROBE_CARD_NUMBER = "0"  # the start-up probe credential's card number (never written to a card)
 
 
 def credential_profile_code(profile_name: str) -> str:
@@ -79,6 +81,7 @@ class CardOutcome:
     reason: str = ""
     used_reservation: bool = False
     pending_issue: Card | None = None  # verified; its last arrow is left to the caller (finish)
+    station_fault: bool = False  # a host-side key/credential problem: no card can be issued here
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,17 @@ class BatchContext:
         with self._sign_lock:
             return issue_credential(self.signer, claims)
 
+    def probe(self, now: dt.datetime) -> None:
+        """Sign a probe credential and verify it with the trusted issuer keys, before any card is
+        touched: a station whose signer, trust list or key window is wrong fails here, not on a chip.
+        Raises :class:`CredentialError` (the key store's or the verifier's)."""
+        profile = credential_profile_code(self.batch.profile)
+        claims = CredentialClaims(issuer=self.issuer, card_number=PROBE_CARD_NUMBER, issued_at=now,
+                                  expires_at=now + dt.timedelta(days=1), profile=profile,
+                                  key_version=self.batch.key_version, categories=())
+        check_credential(self.sign(claims), self.issuer_keys, card_number=PROBE_CARD_NUMBER,
+                         profile=profile, key_version=self.batch.key_version)
+
 
 def sun_url(public_base_url: str) -> str:
     """The phone-tap page a card's SUN URL points at."""
@@ -131,6 +145,9 @@ class CardWorkflow:
         self.journal = journal
         self._clock = clock
         self.hook = hook
+
+    def now(self) -> dt.datetime:
+        return self._clock().replace(microsecond=0)
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -163,7 +180,10 @@ class CardWorkflow:
             return CardOutcome(kind, None, exc.message)
         if refusal:
             return CardOutcome(OutcomeKind.refused, None, refusal)
-        card = self._bind(reservation, uid, presigned)
+        try:
+            card = self._bind(reservation, uid, presigned)
+        except (CredentialError, ConfigError) as exc:  # signing failed: nothing bound, the card untouched
+            return _station_fault(reservation.card_number, exc)
         return replace(self.complete(conn, card, uid, defer_issue=defer_issue), used_reservation=True)
 
     def resume(self, conn: CardConnection) -> CardOutcome:
@@ -239,7 +259,11 @@ class CardWorkflow:
         ``defer_issue``); errors decide failed/spoiled."""
         try:
             card = self._walk(conn, card, uid, defer_issue=defer_issue)
-        except (CardSpoiled, WrongKey, AuthenticationDelay, CredentialError) as exc:
+        except (CredentialError, ConfigError) as exc:
+            # The card's credential already matched the one signed (check_readout runs first), so a
+            # credential, key-store or master-key error is the host's: the card keeps its state.
+            return _station_fault(card.card_number, exc)
+        except (CardSpoiled, WrongKey, AuthenticationDelay) as exc:
             return self._spoil(card, exc)
         except CardIntegrityError as exc:
             if JournalState(card.state) is JournalState.writing:
@@ -294,6 +318,13 @@ class CardWorkflow:
         self.journal.spoil(card, reason)
         log.warning("card %s spoiled: %s", card.card_number, reason)
         return CardOutcome(OutcomeKind.spoiled, card.card_number, reason)
+
+
+def _station_fault(card_number: str, exc: CardsvcError) -> CardOutcome:
+    reason = (f"{exc.code}: {exc.message} — a key or credential problem on this station, not on the "
+              f"card; card {card_number} is not spoiled: fix the key store / trust list and rerun")
+    log.error("card %s: station fault: %s", card_number, exc.code)
+    return CardOutcome(OutcomeKind.failed, card_number, reason, station_fault=True)
 
 
 class _Refused(CardError):
