@@ -177,17 +177,21 @@ def add_card(session: Session, *, card: Card) -> Card:
 
 
 def claim_reserved(session: Session, *, batch_id: int, station: str) -> Card | None:
-    """Take a reserved, unheld card of the batch for ``station`` (compare-and-set)."""
-    for card_id in session.connection().execute(_UNHELD, {"batch_id": batch_id}).scalars().all():
-        if session.connection().execute(_CLAIM, {"card_id": card_id, "station": station}).rowcount == 1:
+    """Take a reserved card of the batch for ``station`` (compare-and-set): one it already holds
+    (a restarted station takes its own reservation back) first, else an unheld one."""
+    params = {"batch_id": batch_id, "me": station}
+    for card_id in session.connection().execute(_CLAIMABLE, params).scalars().all():
+        claim = {"card_id": card_id, "me": station, "station": station}
+        if session.connection().execute(_CLAIM, claim).rowcount == 1:
             return session.get(Card, card_id)
     return None
 
 
-_RESERVED_UNHELD = and_(CARD.c.state == JournalState.reserved.value, CARD.c.station.is_(None))
-_UNHELD = (sa_select(CARD.c.id).where(CARD.c.batch_id == bindparam("batch_id"), _RESERVED_UNHELD)
-           .order_by(CARD.c.id).limit(5))
-_CLAIM = (update(CARD).where(CARD.c.id == bindparam("card_id"), _RESERVED_UNHELD)
+_RESERVED_FOR_ME = and_(CARD.c.state == JournalState.reserved.value,
+                        or_(CARD.c.station.is_(None), CARD.c.station == bindparam("me")))
+_CLAIMABLE = (sa_select(CARD.c.id).where(CARD.c.batch_id == bindparam("batch_id"), _RESERVED_FOR_ME)
+              .order_by(CARD.c.station.is_(None), CARD.c.id).limit(5))
+_CLAIM = (update(CARD).where(CARD.c.id == bindparam("card_id"), _RESERVED_FOR_ME)
           .values(station=bindparam("station")))
 
 

@@ -122,3 +122,17 @@ def test_misconfigured_station_fails_at_start_before_any_card(desk: Desk) -> Non
         Station([Worker(source, bad, wf.journal, events.append, stop)], stop).start()
     assert apdu_count([source]) == 0
     assert events == []
+
+
+def test_a_restarted_station_takes_back_its_own_reservation(desk: Desk) -> None:
+    desk.create_batch()
+    held = desk.journal("R0").reserve(desk.batch)  # the station dies right after reserving
+    assert held is not None
+    other = desk.journal("R1").reserve(desk.batch)
+    assert other is not None and other.card_number != held.card_number  # not someone else's
+    stop = threading.Event()
+    source = QueueSource("R0", blank_cards("ntag424", 1, first_uid=750))
+    worker = Worker(source, desk.workflow("R0"), desk.journal("R0"), lambda _e: None, stop)
+    outcomes = Station([worker], stop).run()
+    assert [(o.kind, o.card_number) for o in outcomes] == [(OutcomeKind.issued, held.card_number)]
+    assert _state(desk, held.card_number) == JournalState.issued.value
