@@ -51,7 +51,7 @@ async def checked_then_committed(svc: VerificationService, client: ClientRecord,
 
     def read(session: Session) -> tuple[Pending, dict[str, Any] | None]:
         pending = check(session)
-        return pending, member_view(session, pending.answer, client, svc.cipher)
+        return pending, member_view(session, pending.answer, client, svc.cipher, tz=svc.zone)
 
     def write(session: Session, checked: tuple[Pending, dict[str, Any] | None]) -> VerifyResponse:
         pending, view = checked

@@ -145,6 +145,7 @@ class EligibilityListView(BaseModel):
     base: str
     starts_on: dt.date
     ends_on: dt.date
+    timezone: str = Field(description="IANA zone the programme's dates are local to (CARDSVC_TIMEZONE)")
     list_key: str = Field(description="HMAC key (hex) to compute a scanned card's pseudonym")
     pseudonym_bytes: int
     entries: list[str] = Field(description="HMAC-SHA256(list_key, card number)[:16], hex, sorted")

@@ -11,7 +11,8 @@ Check-in checklist (the first failure refuses with 409 and a reason; nothing is 
    service's ``offline_max_age`` (``checked_in_at_too_old``, setting ``offline_checkin_max_days``):
    the base's clock decides eligibility, so it may not backdate into an ended programme;
 4. the credential verifies and is the card's current one, card and member live (reason as verify);
-5. the member is eligible: programme running, on the named list or in an eligible category;
+5. the member is eligible: programme running on the check-in's local date (the service's ``zone``,
+   ``CARDSVC_TIMEZONE``), on the named list or in an eligible category;
 6. not checked in to this programme before (``already_checked_in``; a unique index backs it);
 7. one place of the quota is taken by a conditional ``UPDATE`` (``quota_exhausted``);
 8. the check-in and its audit row commit together.
@@ -44,6 +45,7 @@ from cardsvc.errors import (
     NotFound,
     PermissionDenied,
 )
+from cardsvc.localtime import local_date
 from cardsvc.logging import get_logger
 from cardsvc.registry import card_repo
 from cardsvc.registry import verification_repo as repo
@@ -109,9 +111,10 @@ def ineligibility(session: Session, programme: Programme | Any, member_id: int,
 
 
 def partner_eligibility(session: Session, facts: MemberFacts, base_code: str,
-                        result: Verification) -> dict[str, Any]:
-    """Eligibility and quota left for each programme of the partner's base (partner view fields)."""
-    today = (result.at or dt.datetime.now(dt.UTC)).date()
+                        result: Verification, tz: dt.tzinfo) -> dict[str, Any]:
+    """Eligibility and quota left for each programme of the partner's base (partner view fields);
+    "running" is decided on the local date (``tz``) of the verification."""
+    today = local_date(result.at or dt.datetime.now(dt.UTC), tz)
     live = result.verdict is Verdict.OK
     eligibility: dict[str, bool] = {}
     quota: dict[str, int] = {}
@@ -181,7 +184,7 @@ def check_in(session: Session, svc: VerificationService, client: ClientRecord,
     verdict, reason = live_status(card, facts, now=now)
     if verdict is not Verdict.OK:
         raise Conflict("card or member is not live", reason=reason or "not_live")
-    _admit(session, programme, facts.member_db_id, at.date())
+    _admit(session, programme, facts.member_db_id, local_date(at, svc.zone))
     checkin = repo.add_checkin(session, checkin=Checkin(
         programme_code=programme.code, member_id=facts.member_db_id, card_number=card.card_number,
         client_id=client.client_id, idempotency_key=request.idempotency_key, source=request.source,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlmodel import Session
 
@@ -113,6 +113,7 @@ class VerificationService:
     bundles: TrustBundleCache | None = None
     sun_checkers: dict[str, SunChecker] = field(default_factory=dict, repr=False)
     offline_max_age: timedelta = timedelta(days=7)  # how old a synced offline check-in may be
+    zone: tzinfo = UTC  # local days (recuperation programme dates); setup passes Settings.zone
 
     def __post_init__(self) -> None:
         if self.card_keys is None:

@@ -60,4 +60,4 @@ def build_verification(settings: Settings, db: Database, store: VerifierKeyStore
         card_keys=card_keys if isinstance(card_keys, CardKeys) else None, profiles=profiles,
         cipher=cipher if isinstance(cipher, PiiCipher) else None, clock=clock,
         list_secret=store.secret(LIST_SECRET)[1], bundles=bundles,
-        offline_max_age=timedelta(days=settings.offline_checkin_max_days))
+        offline_max_age=timedelta(days=settings.offline_checkin_max_days), zone=settings.zone)

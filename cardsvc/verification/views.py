@@ -8,6 +8,7 @@ only the allowed keys and masks anything ID- or phone-shaped for non-admins.
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 
 from sqlmodel import Session
@@ -48,7 +49,7 @@ def base_view(facts: MemberFacts) -> dict[str, Any]:
 
 
 def member_view(session: Session, result: Verification, client: ClientRecord,
-                cipher: PiiCipher | None) -> dict[str, Any] | None:
+                cipher: PiiCipher | None, *, tz: tzinfo) -> dict[str, Any] | None:
     """The member as ``client``'s role may see it; ``None`` unless the answer is OK or CHECK (a NOK
     — lost, revoked, replayed — tells nobody whose card it is)."""
     facts = result.member
@@ -65,7 +66,7 @@ def member_view(session: Session, result: Verification, client: ClientRecord,
         view["recent_services"] = [{"date": d, "service_point": p, "item": i}
                                    for d, p, i in repo.recent_services(session, member_id=facts.member_db_id)]
     if role is Role.partner and client.partner_base_id is not None:
-        view.update(partner_eligibility(session, facts, client.partner_base_id, result))
+        view.update(partner_eligibility(session, facts, client.partner_base_id, result, tz))
     return present_member(view, role)
 
 

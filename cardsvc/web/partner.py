@@ -95,7 +95,7 @@ class BaseDesk:
             else:
                 result = self.svc.verify_qr(session, actor=actor, qr_text=text.strip())
                 qr = text.strip() if result.verdict is Verdict.OK else None
-            view = member_view(session, result, self.client, self.svc.cipher) or {}
+            view = member_view(session, result, self.client, self.svc.cipher, tz=self.svc.zone) or {}
             shown = {k: view[k] for k in GUEST_VIEW if k in view}
             return GuestCheck(result.verdict.value, result.reason, shown, qr)
 
@@ -174,6 +174,7 @@ class BaseDesk:
         listed = found.programme
         return {"programme": listed.code, "base": listed.base_code,
                 "starts_on": listed.starts_on.isoformat(), "ends_on": listed.ends_on.isoformat(),
+                "timezone": str(self.svc.zone),
                 "list_key": found.list_key.hex(), "pseudonym_bytes": PSEUDONYM_SIZE,
                 "entries": [e.hex() for e in found.entries]}
 

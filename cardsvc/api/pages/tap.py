@@ -98,7 +98,8 @@ async def tap_page(request: Request) -> HTMLResponse:
         def work(session: Session) -> HTMLResponse:
             actor = client.client_id if client else ANONYMOUS
             result = svc.verify_sun(session, actor=actor, url=url)
-            view = member_view(session, result, client, svc.cipher) if client else anonymous_view(result)
+            view = (member_view(session, result, client, svc.cipher, tz=svc.zone) if client
+                    else anonymous_view(result))
             return _outcome_page(result, view)
 
         return await svc.db.run_batched(work)

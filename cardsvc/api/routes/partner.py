@@ -85,5 +85,6 @@ async def eligibility_list(programme: Annotated[str, Path(pattern=CODE)],
     found = await svc.db.run(lambda s: offline_list(s, client, programme, svc.list_secret))
     return EligibilityListView(programme=found.programme.code, base=found.programme.base_code,
                                starts_on=found.programme.starts_on, ends_on=found.programme.ends_on,
+                               timezone=str(svc.zone),
                                list_key=found.list_key.hex(), pseudonym_bytes=PSEUDONYM_SIZE,
                                entries=[e.hex() for e in found.entries])

@@ -77,7 +77,7 @@ async def verify_card(body: CardVerifyRequest, request: Request) -> VerifyRespon
 
     def work(session: Session) -> VerifyResponse:
         result = svc.verify_card(session, actor=client.client_id, answer=answer)
-        return VerifyResponse.of(result, member_view(session, result, client, svc.cipher))
+        return VerifyResponse.of(result, member_view(session, result, client, svc.cipher, tz=svc.zone))
 
     return await svc.db.run(work)
 

@@ -167,10 +167,18 @@ function checks(first, reason, stale) {
   return Object.freeze(out);
 }
 
+/** ``YYYY-MM-DD`` of the instant ``at`` in the IANA zone ``timeZone`` (the list's ``timezone``). */
+export function localDay(at, timeZone) {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" })
+    .formatToParts(at);
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")}`;
+}
+
 /** Offline eligibility from the pseudonymous list: HMAC-SHA256(list_key, card number)[:n]. */
 export async function checkEligibility(list, cardNumber, today = new Date()) {
   if (typeof cardNumber !== "string" || !/^[0-9]{1,16}$/.test(cardNumber)) return { eligible: false, reason: "not_on_list" };
-  const day = today.toISOString().slice(0, 10); // UTC date, as the server compares
+  const day = localDay(today, list.timezone ?? "UTC"); // the federation's local date, as the server compares
   if (!(list.starts_on <= day && day <= list.ends_on)) return { eligible: false, reason: "programme_not_running" };
   const key = await crypto.subtle.importKey("raw", fromHex(list.list_key), { name: "HMAC", hash: "SHA-256" },
     false, ["sign"]);
