@@ -57,6 +57,7 @@ class Journal:
         self._sessions = sessions
         self.actor = actor
         self._clock = clock
+        self._took_back = False  # the first reserve takes back what this station still holds
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -70,19 +71,26 @@ class Journal:
     # --- reservation -------------------------------------------------------------------------
 
     def reserve(self, batch: Batch) -> Card | None:
-        """A reserved card (number bound to a member) held by this station, or ``None`` when done."""
+        """A reserved card (number bound to a member) held by this station, or ``None`` when done.
+        The first call takes back a reservation the station (``actor``) still holds from a run that
+        died; later calls take unheld or new ones (this journal already holds what it reserved)."""
         try:
-            with self.transaction() as session:
-                card_repo.lock_counter(session, prefix=batch.prefix, year=batch.year)
-                claimed = card_repo.claim_reserved(session, batch_id=_bid(batch), station=self.actor)
-                if claimed is not None:
-                    return claimed
-                card = self._reserve_new(session, batch)
-                if card is None:
-                    raise _NothingLeft  # roll back: the counter bump is undone
-                return card
+            card = self._reserve(batch, own=not self._took_back)
         except _NothingLeft:
-            return None
+            card = None
+        self._took_back = True
+        return card
+
+    def _reserve(self, batch: Batch, *, own: bool) -> Card:
+        with self.transaction() as session:
+            card_repo.lock_counter(session, prefix=batch.prefix, year=batch.year)
+            claimed = card_repo.claim_reserved(session, batch_id=_bid(batch), station=self.actor, own=own)
+            if claimed is not None:
+                return claimed
+            card = self._reserve_new(session, batch)
+            if card is None:
+                raise _NothingLeft  # roll back: the counter bump is undone
+            return card
 
     def _reserve_new(self, session: Session, batch: Batch) -> Card | None:
         sequence = card_repo.allocate_sequence(session, prefix=batch.prefix, year=batch.year)

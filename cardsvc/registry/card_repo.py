@@ -176,12 +176,13 @@ def add_card(session: Session, *, card: Card) -> Card:
     return card
 
 
-def claim_reserved(session: Session, *, batch_id: int, station: str) -> Card | None:
-    """Take a reserved card of the batch for ``station`` (compare-and-set): one it already holds
-    (a restarted station takes its own reservation back) first, else an unheld one."""
-    params = {"batch_id": batch_id, "me": station}
+def claim_reserved(session: Session, *, batch_id: int, station: str, own: bool = False) -> Card | None:
+    """Take a reserved card of the batch for ``station`` (compare-and-set): with ``own``, one it
+    already holds first (a restarted station takes its reservation back), else an unheld one."""
+    me = station if own else None  # NULL: `station = NULL` never matches, so only unheld cards
+    params = {"batch_id": batch_id, "me": me}
     for card_id in session.connection().execute(_CLAIMABLE, params).scalars().all():
-        claim = {"card_id": card_id, "me": station, "station": station}
+        claim = {"card_id": card_id, "me": me, "station": station}
         if session.connection().execute(_CLAIM, claim).rowcount == 1:
             return session.get(Card, card_id)
     return None
