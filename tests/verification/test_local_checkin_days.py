@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from cardsvc.config import get_settings
+from cardsvc.credential import Algorithm
+from cardsvc.credential.filestore import FileKeyStore
 from cardsvc.errors import Conflict
+from cardsvc.registry.db import engine_for
+from cardsvc.verification.db import Database
 from cardsvc.verification.recuperation import CheckinRequest, check_in, partner_eligibility
 from cardsvc.verification.roles import Role
 from cardsvc.verification.service import VerificationService
+from cardsvc.verification.setup import build_verification
 from cardsvc.verification.tokens import ClientRecord
 from tests.verification.world import NOW, PROGRAMME, World
 
@@ -86,3 +93,16 @@ def test_partner_view_eligibility_uses_the_local_date(world: World, tz: dt.tzinf
         assert result.member is not None
         fields = partner_eligibility(s, result.member, BASE, result, tz)
     assert fields["eligibility"] == {PROGRAMME: running}
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "UTC"])
+def test_build_verification_passes_the_configured_zone(tmp_path: Path, zone: str) -> None:
+    settings = get_settings(env="test", data_dir=tmp_path, key_passphrase="test-passphrase-1", timezone=zone)
+    store = FileKeyStore(settings.key_store_dir, "test-passphrase-1", scrypt_n=2**10)
+    store.create_issuer_key(Algorithm.eddsa, not_before=NOW - dt.timedelta(days=1))
+    engine = engine_for(settings)
+    try:
+        svc = build_verification(settings, Database(engine), store)
+    finally:
+        engine.dispose()
+    assert svc.zone == ZoneInfo(zone)
