@@ -271,13 +271,21 @@ def _summary(desk: Desk, label: str, as_json: bool) -> None:
 
 @app.command("recover")
 def recover(label: str, readers: ReadersOption = None,
-            station: Annotated[str | None, typer.Option(help="void only this station's reservations")]
-            = None,
+            station: Annotated[str | None, typer.Option(
+                help="the STOPPED station (host, or host:reader) whose reservations are voided and, with "
+                     "--abandon, whose unpresented cards are spoiled")] = None,
+            all_stations: Annotated[bool, typer.Option(
+                "--all-stations", help="instead of --station: every station's reservations and cards — "
+                "ALL stations must be stopped first (a running one would lose the card it is writing)")]
+            = False,
             abandon: Annotated[bool, typer.Option(
                 "--abandon", help="record cards that are not presented as spoiled")] = False,
             no_cards: Annotated[bool, typer.Option("--no-cards", help="do not wait for cards")] = False,
             as_json: JsonOption = False) -> None:
     """Resolve cards left between journal steps: present them on a reader; nothing is deleted."""
+    if (station is None) == (not all_stations):
+        raise typer.BadParameter("give --station NAME (a stopped station) or --all-stations (all stopped), "
+                                 "not both: running stations are not recorded")
     desk = Desk.open()
     names = [] if no_cards else reader_names(readers)
     sources: list[CardSource] = [PcscReaderSource(r) for r in names]

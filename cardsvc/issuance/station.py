@@ -27,7 +27,14 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-from cardsvc.errors import CardsvcError, ConfigError, CredentialError, IssuanceError, ReaderUnavailable
+from cardsvc.errors import (
+    CardsvcError,
+    ConfigError,
+    Conflict,
+    CredentialError,
+    IssuanceError,
+    ReaderUnavailable,
+)
 from cardsvc.issuance.journal import Journal
 from cardsvc.issuance.workflow import CardOutcome, CardWorkflow, FaultPoint, OutcomeKind, Presigned
 from cardsvc.logging import get_logger
@@ -37,6 +44,7 @@ from cardsvc.transport.base import CardConnection
 log = get_logger(__name__)
 RETRY_S = 1.0
 WATCH_S = 0.25
+MAX_FAILS_PER_RESERVATION = 3  # then the held reservation is given back (another reader may use it)
 
 
 class StationStuck(IssuanceError):
@@ -120,6 +128,7 @@ class Worker:
         self.limits = limits or Limits()
         self._held: Card | None = None
         self._presigned: Presigned | None = None
+        self._fails_on_held = 0
         self._issuer: ThreadPoolExecutor | None = None
         self.outcomes: list[CardOutcome] = []
         self.activity = Activity("starting", time.monotonic(), self.limits.step_s)
@@ -217,8 +226,7 @@ class Worker:
         finally:
             self._release(conn)
         outcome = self._settle(outcome, issuing)
-        if outcome.used_reservation:
-            self._held = self._presigned = None
+        self._after(outcome)
         self.outcomes.append(outcome)
         self.event(EventKind.outcome, outcome, outcome.reason, elapsed)
         if outcome.station_fault:
@@ -226,15 +234,38 @@ class Worker:
                        "station means no card can be issued; fix it and rerun (cards are not spoiled)")
             self._stop.set()
 
+    def _after(self, outcome: CardOutcome) -> None:
+        """Drop the held reservation once used; give it back after repeated failures on it."""
+        if outcome.used_reservation:
+            self._held = self._presigned = None
+            self._fails_on_held = 0
+        elif self._held is not None and outcome.kind is OutcomeKind.failed:
+            self._fails_on_held += 1
+            if self._fails_on_held >= MAX_FAILS_PER_RESERVATION:
+                log.warning("%s: %d failures on reservation %s; giving it back", self.source.name,
+                            self._fails_on_held, self._held.card_number)
+                self._let_go()
+
     def _run_card(self, conn: CardConnection) -> CardOutcome:
         try:
             if self._recover_only or self._held is None:
                 return self.workflow.resume(conn)
             return self.workflow.process(conn, self._held, self._presigned, defer_issue=True)
+        except Conflict as exc:
+            return self._lost_reservation(exc)
         except CardsvcError as exc:
             used = self._held is not None and self._held.state != "reserved"
             return CardOutcome(OutcomeKind.failed, None, f"{exc.code}: {exc.message}", used_reservation=used,
                                station_fault=isinstance(exc, CredentialError | ConfigError))
+
+    def _lost_reservation(self, exc: Conflict) -> CardOutcome:
+        """The held reservation moved under us (voided by ``batch recover``, or the chip is bound
+        elsewhere): give it back if it is still reserved, forget it, take a fresh one for the next card."""
+        number = self._held.card_number if self._held is not None else None
+        self._let_go()  # still reserved (chip bound elsewhere): give it back; voided: nothing to do
+        log.warning("%s: reservation %s lost (%s); taking a fresh one", self.source.name, number, exc.code)
+        return CardOutcome(OutcomeKind.failed, number, f"{exc.code}: {exc.message}; the reservation was "
+                           "dropped, the next card gets a fresh one")
 
     def _issue_while_releasing(self, outcome: CardOutcome) -> Future[Card] | None:
         if outcome.pending_issue is None:
@@ -275,6 +306,7 @@ class Worker:
             log.warning("%s: could not release reservation %s (%s); `batch recover` will void it",
                         self.source.name, self._held.card_number, exc.message)
         self._held = self._presigned = None
+        self._fails_on_held = 0
 
 
 class Station:

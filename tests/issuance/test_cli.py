@@ -101,7 +101,7 @@ def test_recover_without_cards_voids_held_reservations(cli: Callable[..., object
     held = Journal(sessions, actor="dead-station").reserve(BatchService(sessions).get("B1"))
     engine.dispose()
     assert held is not None
-    report = _json(cli("batch", "recover", "B1", "--no-cards", "--json"))
+    report = _json(cli("batch", "recover", "B1", "--no-cards", "--station", "dead-station", "--json"))
     assert report == {"voided": [held.card_number], "finished": [], "resolved": [], "abandoned": [],
                       "unresolved": []}
     (status,) = _json(cli("batch", "status", "B1", "--json"))  # type: ignore[misc]

@@ -7,13 +7,18 @@ import dataclasses
 import threading
 
 import pytest
+from typer.testing import CliRunner
 
+from cardsvc.cli.main import build_app
+from cardsvc.emulator.base import VirtualCard
 from cardsvc.errors import CredentialError, KeyStoreError
-from cardsvc.issuance.station import EventKind, Station, StationEvent, Worker
+from cardsvc.issuance.recovery import Recovery
+from cardsvc.issuance.station import MAX_FAILS_PER_RESERVATION, EventKind, Station, StationEvent, Worker
 from cardsvc.issuance.workflow import CardWorkflow, FaultPoint, OutcomeKind
 from cardsvc.registry.card_repo import get_card
 from cardsvc.registry.cards import JournalState
-from tests.issuance.support import Desk, QueueSource, apdu_count, blank_cards, clock
+from cardsvc.transport.base import CardConnection
+from tests.issuance.support import Desk, QueueSource, apdu_count, blank_cards, clock, seed_members
 from tests.support.cards import DirectConnection
 
 
@@ -136,3 +141,87 @@ def test_a_restarted_station_takes_back_its_own_reservation(desk: Desk) -> None:
     outcomes = Station([worker], stop).run()
     assert [(o.kind, o.card_number) for o in outcomes] == [(OutcomeKind.issued, held.card_number)]
     assert _state(desk, held.card_number) == JournalState.issued.value
+
+
+class _VoidsFirst(QueueSource):
+    """A reader whose first card arrives just after ``batch recover --all-stations`` voided every
+    held reservation (the station is still running)."""
+
+    def __init__(self, name: str, cards: list[VirtualCard], desk: Desk) -> None:
+        super().__init__(name, cards)
+        self._desk = desk
+        self.voided: list[str] = []
+
+    def next_card(self, stop: threading.Event, timeout_s: float = 0.0) -> CardConnection | None:
+        if not self.voided:
+            self.voided = Recovery(self._desk.workflow("recover"), self._desk.sessions).void_reservations()
+        return super().next_card(stop, timeout_s)
+
+
+def test_a_worker_whose_reservation_was_voided_goes_on_with_a_fresh_one(desk: Desk) -> None:
+    desk.create_batch()
+    stop = threading.Event()
+    source = _VoidsFirst("R0", blank_cards("ntag424", 3, first_uid=760), desk)
+    events: list[StationEvent] = []
+    worker = Worker(source, desk.workflow("R0"), desk.journal("R0"), events.append, stop)
+    outcomes = Station([worker], stop).run()
+    assert len(source.voided) == 1
+    kinds = [o.kind for o in outcomes]
+    assert kinds == [OutcomeKind.failed, OutcomeKind.issued, OutcomeKind.issued]
+    assert "no longer reserved" in outcomes[0].reason and "fresh one" in outcomes[0].reason
+    assert source.voided[0] not in {o.card_number for o in outcomes[1:]}
+
+
+def test_repeated_failures_give_the_held_reservation_back(desk: Desk) -> None:
+    desk.create_batch()
+    stop = threading.Event()
+    chips = blank_cards("ntag424", MAX_FAILS_PER_RESERVATION, first_uid=770)
+    source = QueueSource("R0", chips, tear_at=lambda _i: 0)  # every card torn at its first APDU
+    worker = Worker(source, desk.workflow("R0"), desk.journal("R0"), lambda _e: None, stop)
+    held: list[str] = []
+    worker.workflow.hook = lambda point, number: held.append(number) if point is FaultPoint.reserved else None
+    outcomes = Station([worker], stop).run()
+    assert [o.kind for o in outcomes] == [OutcomeKind.failed] * MAX_FAILS_PER_RESERVATION
+    assert len(held) == 2  # the first reservation was given back after N failures, then a second taken
+    with desk.sessions() as session:
+        first = get_card(session, card_number=held[0])
+    assert (first.state, first.station) == (JournalState.reserved.value, None)
+
+
+def _bound(desk: Desk, station: str, uid: int) -> str:
+    """A card of ``station`` left ``written`` (the station died after writing it)."""
+
+    def crash(point: FaultPoint, card_number: str) -> None:
+        if point is FaultPoint.written:
+            raise _Crash(card_number)
+
+    wf = desk.workflow(station, hook=crash)
+    reservation = wf.journal.reserve(desk.batch)
+    assert reservation is not None
+    with pytest.raises(_Crash):
+        wf.process(DirectConnection(blank_cards("ntag424", 1, first_uid=uid)[0]), reservation)
+    return reservation.card_number
+
+
+def test_recover_for_one_station_leaves_the_others_alone(desk: Desk) -> None:
+    seed_members(desk.engine, 4, start=100)
+    desk.create_batch()
+    dead_written = _bound(desk, "pc1:R0", 780)
+    live_written = _bound(desk, "pc2:R0", 781)
+    dead_held = desk.journal("pc1:R1").reserve(desk.batch)
+    live_held = desk.journal("pc2:R1").reserve(desk.batch)
+    assert dead_held is not None and live_held is not None
+    report = Recovery(desk.workflow("pc1:recover"), desk.sessions).run(
+        [], lambda _e: None, station="pc1", abandon_missing=True)
+    assert (report.voided, report.abandoned) == ((dead_held.card_number,), (dead_written,))
+    assert _state(desk, live_held.card_number) == JournalState.reserved.value
+    assert _state(desk, live_written) == JournalState.written.value
+    assert report.unresolved == (live_written,)
+
+
+def test_cli_recover_needs_a_station_or_all_stations() -> None:
+    result = CliRunner().invoke(build_app(), ["batch", "recover", "B1", "--no-cards"])
+    assert result.exit_code == 2
+    assert "--all-stations" in result.output
+    both = CliRunner().invoke(build_app(), ["batch", "recover", "B1", "--station", "pc1", "--all-stations"])
+    assert both.exit_code == 2
