@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cardsvc.cardcrypto.an10922 import diversify_aes128
 from cardsvc.cardcrypto.sun import MAC_HEX_LEN, PICC_HEX_LEN, SunReading, parse_sun_url, verify_sun
-from cardsvc.errors import CryptoError
+from cardsvc.errors import CryptoError, KeyStoreError
 from cardsvc.profiles.types import HexBytes
 
 FREE = 0xE
@@ -187,7 +187,10 @@ class Ntag424Config(_Frozen):
                  system_identifier: bytes) -> bytes:
         """The per-card key of slot ``number`` from a master-key-role → master-key mapping."""
         slot = self.slot(number)
-        master = master_keys[slot.master]
+        master = master_keys.get(slot.master)
+        if master is None:
+            raise KeyStoreError(f"no card master key for role {slot.master!r} (key slot {number})",
+                                hint="create the profile's card master keys: cardsvc card-keys create")
         return slot.derive(master, uid=uid, aid=self.diversification_aid,
                            system_identifier=system_identifier)
 
