@@ -274,9 +274,20 @@ class RegistryError(CardsvcError):
 
 
 class ImportFileError(RegistryError):
-    """The member list cannot be read."""
+    """The member list cannot be read (``reason``, e.g. ``missing_columns``; ``columns`` names them)."""
 
     code = "import_file"
+
+    def __init__(self, message: str = "", *, reason: str | None = None, hint: str | None = None,
+                 columns: tuple[str, ...] = ()) -> None:
+        self.reason = reason
+        self.columns = columns  # header labels as the import template spells them, never cell data
+        super().__init__(message, hint=hint)
+
+    def diagnostics(self) -> str:
+        tag = f"{self.code}.{self.reason}" if self.reason else self.code
+        text = f"{self.message} [{tag}]"
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
 
 
 class InvalidRecord(RegistryError):

@@ -93,6 +93,7 @@ def _claim(field: str, position: int, index: dict[str, int], label: str) -> None
     if field in index:
         raise ImportFileError(f"columns {_column_letter(index[field])} and {_column_letter(position)} "
                               f"both mean {field!r} (second one: {label!r})",
+                              reason="duplicate_column", columns=(label,),
                               hint="delete or rename one of them")
     index[field] = position
 
@@ -105,6 +106,7 @@ def _require(required: Sequence[str], index: Mapping[str, int], header: Sequence
     wanted = "; ".join(f"{f} ({' / '.join(aliases[f][:3])})" for f in missing)
     found = ", ".join(repr(str(c).strip()) for c in header if c not in (None, "")) or "nothing"
     raise ImportFileError(f"missing required columns: {wanted}; the header row has {found}",
+                          reason="missing_columns", columns=tuple(aliases[f][0] for f in missing),
                           hint="the first row (or the row under a title) must name the columns")
 
 

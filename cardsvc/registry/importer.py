@@ -213,4 +213,5 @@ def import_members(session: Session, cipher: PiiCipher, path: Path, *, org_code:
 
 def _no_org_column() -> None:
     raise ImportFileError("the file has no 工会/单位 (org) column and no --org was given",
+                          reason="no_org_column", columns=("工会/单位",),
                           hint="add the column or pass --org CODE for a single-union list")

@@ -1,8 +1,9 @@
 """Reading member and organisation lists: XLSX (openpyxl read-only, defusedxml) and CSV.
 
 Hostile or broken files fail with :class:`ImportFileError` before anything is written: not a
-spreadsheet, legacy ``.xls``, zip bombs (size and ratio limits checked from the zip directory),
-XML with a DTD or entities (refused by a pre-scan and by defusedxml), unknown text encodings. Rows
+spreadsheet, legacy ``.xls``, password-protected workbooks, zip bombs (size and ratio limits checked
+from the zip directory), XML with a DTD or entities (refused by a pre-scan and by defusedxml), unknown
+text encodings. Each carries a ``reason`` code that pages map to a localized message. Rows
 stream with bounded memory; a run of empty rows ends the table (Excel's formatted-but-empty rows).
 """
 
@@ -31,6 +32,7 @@ EMPTY_RUN_ENDS_TABLE = 1000
 HEADER_SEARCH_ROWS = 20
 _DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
 _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")  # its OLE directory entry name
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,11 @@ def open_table(path: Path, aliases: Mapping[str, tuple[str, ...]],
     if head.startswith(b"PK\x03\x04"):
         with _xlsx_rows(path) as (raw, estimate):
             yield _table(raw, estimate, aliases, required)
+    elif head.startswith(_OLE_MAGIC) and _is_encrypted_ooxml(path):
+        raise ImportFileError(f"{path.name} is a password-protected workbook", reason="encrypted_xlsx",
+                              hint="open it in Excel or WPS, remove the password and save it again")
     elif head.startswith(_OLE_MAGIC):
-        raise ImportFileError("legacy .xls (Excel 97-2003) files are not read",
+        raise ImportFileError("legacy .xls (Excel 97-2003) files are not read", reason="legacy_xls",
                               hint="open it in Excel or WPS and save as .xlsx or CSV (UTF-8)")
     else:
         with _csv_rows(path) as raw:
@@ -69,13 +74,24 @@ def _check_file(path: Path) -> bytes:
         with path.open("rb") as handle:
             head = handle.read(8)
     except OSError as exc:
-        raise ImportFileError(f"cannot read {path.name}: {exc.strerror}") from exc
+        raise ImportFileError(f"cannot read {path.name}: {exc.strerror}", reason="unreadable") from exc
     if size == 0:
-        raise ImportFileError(f"{path.name} is empty")
+        raise ImportFileError(f"{path.name} is empty", reason="empty")
     if size > MAX_FILE_BYTES:
         raise ImportFileError(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MiB",
-                              hint="split the list into several files")
+                              reason="too_large", hint="split the list into several files")
     return head
+
+
+def _is_encrypted_ooxml(path: Path) -> bool:
+    """An encrypted .xlsx is an OLE container holding an ``EncryptedPackage`` stream (MS-OFFCRYPTO)."""
+    with path.open("rb") as handle:
+        tail = b""
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            if _ENCRYPTED_PACKAGE in tail + chunk:
+                return True
+            tail = chunk[-len(_ENCRYPTED_PACKAGE):]
+    return False
 
 
 def _table(raw: Iterator[SheetRow], estimate: int | None, aliases: Mapping[str, tuple[str, ...]],
@@ -85,7 +101,7 @@ def _table(raw: Iterator[SheetRow], estimate: int | None, aliases: Mapping[str, 
     rows = _data_rows(raw, width=len(header.cells))
     first = next(rows, None)
     if first is None:
-        raise ImportFileError("the file has a header row but no data rows")
+        raise ImportFileError("the file has a header row but no data rows", reason="no_data_rows")
     remaining = None if estimate is None else max(estimate - header.number, 1)
     return Table(columns=columns, header_row=header.number, rows=_chain(first, rows),
                  estimated_rows=remaining)
@@ -103,7 +119,7 @@ def _find_header(raw: Iterator[SheetRow], aliases: Mapping[str, tuple[str, ...]]
         if recognised(row.cells, aliases) >= 2:
             return row
     if first is None:
-        raise ImportFileError("the file has no header row (the first rows are empty)")
+        raise ImportFileError("the file has no header row (the first rows are empty)", reason="no_header")
     return first  # map_columns will say which columns are missing
 
 
@@ -111,7 +127,8 @@ def _data_rows(raw: Iterator[SheetRow], *, width: int) -> Iterator[SheetRow]:
     empty_run = 0
     for count, row in enumerate(raw, start=1):
         if count > MAX_ROWS:
-            raise ImportFileError(f"more than {MAX_ROWS} rows", hint="split the list into several files")
+            raise ImportFileError(f"more than {MAX_ROWS} rows", reason="too_many_rows",
+                                  hint="split the list into several files")
         if not any(_cell_text(c) for c in row.cells):
             empty_run += 1
             if empty_run >= EMPTY_RUN_ENDS_TABLE:
@@ -152,6 +169,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[Iterator[SheetRow], int | None]]:
             book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
         except failures as exc:
             raise ImportFileError(f"{path.name} is not a readable XLSX workbook ({exc.__class__.__name__})",
+                                  reason="corrupt_xlsx",
                                   hint="open it in Excel or WPS and save it again as .xlsx") from exc
         try:
             sheet = book.worksheets[0]
@@ -179,6 +197,7 @@ def _guarded(rows: Iterator[SheetRow], failures: tuple[type[BaseException], ...]
         yield from rows
     except failures as exc:
         raise ImportFileError(f"{name}: the sheet cannot be read ({exc.__class__.__name__})",
+                              reason="corrupt_xlsx",
                               hint="open it in Excel or WPS and save it again as .xlsx") from exc
 
 
@@ -191,12 +210,14 @@ def _check_zip(path: Path) -> None:
                 if info.filename.endswith((".xml", ".rels")):
                     _check_no_dtd(archive, info, path.name)
     except zipfile.BadZipFile as exc:
-        raise ImportFileError(f"{path.name} is not an XLSX file (broken zip archive)") from exc
+        raise ImportFileError(f"{path.name} is not an XLSX file (broken zip archive)",
+                              reason="corrupt_xlsx") from exc
 
 
 def _check_sizes(infos: Sequence[zipfile.ZipInfo], name: str) -> None:
     if len(infos) > MAX_ZIP_ENTRIES:
-        raise ImportFileError(f"{name} holds more than {MAX_ZIP_ENTRIES} zip entries: not a member list")
+        raise ImportFileError(f"{name} holds more than {MAX_ZIP_ENTRIES} zip entries: not a member list",
+                              reason="zip_bomb")
     total = sum(i.file_size for i in infos)
     packed = max(sum(i.compress_size for i in infos), 1)
     ratios = [i.file_size / max(i.compress_size, 1) for i in infos if i.file_size > 10 * 2**20]
@@ -204,7 +225,8 @@ def _check_sizes(infos: Sequence[zipfile.ZipInfo], name: str) -> None:
         ratios.append(total / packed)
     if total > MAX_UNZIPPED_BYTES or any(r > MAX_ZIP_RATIO for r in ratios):
         raise ImportFileError(f"{name} unpacks to {total // 2**20} MiB or compresses suspiciously well: "
-                              "refused as a possible zip bomb", hint="split the list into several files")
+                              "refused as a possible zip bomb", reason="zip_bomb",
+                              hint="split the list into several files")
 
 
 def _check_no_dtd(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> None:
@@ -212,6 +234,7 @@ def _check_no_dtd(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) ->
         prolog = member.read(4096)
     if any(marker in prolog for marker in _DTD_MARKERS):
         raise ImportFileError(f"{name}: {info.filename} declares a DTD or entities; refused",
+                              reason="xml_dtd",
                               hint="spreadsheets never need a DTD; save the file again from Excel")
 
 
@@ -240,7 +263,8 @@ def _guarded_csv(handle: IO[str], name: str) -> Iterator[SheetRow]:
         for row in reader:
             yield SheetRow(reader.line_num, tuple(_clip(c) for c in row[:MAX_COLUMNS]))
     except csv.Error as exc:
-        raise ImportFileError(f"{name}: malformed CSV near line {reader.line_num}: {exc}") from exc
+        raise ImportFileError(f"{name}: malformed CSV near line {reader.line_num}: {exc}",
+                              reason="malformed_csv") from exc
 
 
 def detect_encoding(path: Path) -> str:
@@ -248,7 +272,8 @@ def detect_encoding(path: Path) -> str:
     with path.open("rb") as handle:
         head = handle.read(4)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ImportFileError(f"{path.name} is UTF-16 text", hint="save it as CSV (UTF-8) or .xlsx")
+        raise ImportFileError(f"{path.name} is UTF-16 text", reason="unknown_encoding",
+                              hint="save it as CSV (UTF-8) or .xlsx")
     if head.startswith(codecs.BOM_UTF8):
         _decodes(path, "utf-8-sig")
         return "utf-8-sig"
@@ -256,7 +281,7 @@ def detect_encoding(path: Path) -> str:
         with contextlib.suppress(UnicodeDecodeError):
             _decodes(path, encoding)
             return encoding
-    raise ImportFileError(f"{path.name} is neither UTF-8 nor GB18030 text",
+    raise ImportFileError(f"{path.name} is neither UTF-8 nor GB18030 text", reason="unknown_encoding",
                           hint="save it as CSV (UTF-8) or .xlsx")
 
 
@@ -267,7 +292,7 @@ def _decodes(path: Path, encoding: str) -> None:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             if b"\x00" in chunk:
                 raise ImportFileError(f"{path.name} is a binary file, not CSV text",
-                                      hint="member lists are .xlsx or .csv")
+                                      reason="not_a_spreadsheet", hint="member lists are .xlsx or .csv")
             decoder.decode(chunk)
         decoder.decode(b"", final=True)
 

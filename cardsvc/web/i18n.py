@@ -154,6 +154,76 @@ MESSAGES: Mapping[str, Mapping[Lang, str]] = MappingProxyType({
                                  "首行为表头，每列一个字段。",
                                  "Cannot be read as a member list: upload an .xlsx file, or a UTF-8/GB18030 "
                                  ".csv file, with a header row and one field a column."),
+    # why a member list was refused: ImportFileError.reason; {detail} = column headers as in the template
+    "problem.import_file.legacy_xls": _m("无法读取为会员名单：这是旧版 .xls（Excel 97-2003）文件。"
+                                         "请用 Excel 或 WPS 打开，另存为 .xlsx 或 CSV（UTF-8）后再上传。",
+                                         "Cannot be read as a member list: this is a legacy .xls (Excel "
+                                         "97-2003) file. Open it in Excel or WPS and save it as .xlsx or CSV "
+                                         "(UTF-8)."),
+    "problem.import_file.unreadable": _m("无法读取为会员名单：上传的文件无法打开，请重新上传。",
+                                         "Cannot be read as a member list: the uploaded file could not be "
+                                         "opened; upload it again."),
+    "problem.import_file.empty": _m("无法读取为会员名单：文件是空的。",
+                                    "Cannot be read as a member list: the file is empty."),
+    "problem.import_file.too_large": _m("无法读取为会员名单：文件太大，请拆分为几个文件分别导入。",
+                                        "Cannot be read as a member list: the file is too large; split it "
+                                        "into several files."),
+    "problem.import_file.too_many_rows": _m("无法读取为会员名单：行数太多，请拆分为几个文件分别导入。",
+                                            "Cannot be read as a member list: too many rows; split it into "
+                                            "several files."),
+    "problem.import_file.no_header": _m("无法读取为会员名单：找不到表头行（前面几行都是空的）。"
+                                        "第一行（或标题下面一行）应为列名，如“姓名”“身份证号”。",
+                                        "Cannot be read as a member list: there is no header row (the first "
+                                        "rows are empty). The first row, or the row under a title, must name "
+                                        "the columns, e.g. 姓名, 身份证号."),
+    "problem.import_file.no_data_rows": _m("无法读取为会员名单：只有表头，没有会员数据行。",
+                                           "Cannot be read as a member list: it has a header row but no "
+                                           "member rows."),
+    "problem.import_file.missing_columns": _m("无法读取为会员名单：缺少必填列 {detail}。请在表头行加上这些列"
+                                              "（列名与导入模板一致）。",
+                                              "Cannot be read as a member list: the required column(s) "
+                                              "{detail} are missing. Add them to the header row, named as in "
+                                              "the import template."),
+    "problem.import_file.duplicate_column": _m("无法读取为会员名单：有两列表示同一字段（第二列：{detail}）。"
+                                               "请删除或改名其中一列。",
+                                               "Cannot be read as a member list: two columns mean the same "
+                                               "field (the second: {detail}). Delete or rename one of them."),
+    "problem.import_file.no_org_column": _m("无法读取为会员名单：文件中没有 {detail} 列。请加上此列，或在上方"
+                                            "选择所属工会。",
+                                            "Cannot be read as a member list: the file has no {detail} "
+                                            "column. Add it, or choose the union above."),
+    "problem.import_file.corrupt_xlsx": _m("无法读取为会员名单：这个 .xlsx 文件已损坏或不是有效的工作簿。"
+                                           "请用 Excel 或 WPS 打开，重新另存为 .xlsx 后再上传。",
+                                           "Cannot be read as a member list: this .xlsx file is damaged or "
+                                           "not a workbook. Open it in Excel or WPS and save it again as "
+                                           ".xlsx."),
+    "problem.import_file.encrypted_xlsx": _m("无法读取为会员名单：这个 .xlsx 文件设置了打开密码。"
+                                             "请用 Excel 或 WPS 打开，取消密码后重新保存再上传。",
+                                             "Cannot be read as a member list: this .xlsx file is "
+                                             "password-protected. Open it in Excel or WPS, remove the "
+                                             "password and save it again."),
+    "problem.import_file.zip_bomb": _m("无法读取为会员名单：文件解压后异常巨大，可能是恶意文件，已拒绝。"
+                                       "如确为会员名单，请拆分为几个文件。",
+                                       "Cannot be read as a member list: it unpacks to an abnormal size "
+                                       "(a possible zip bomb) and was refused. If it is a real list, split "
+                                       "it into several files."),
+    "problem.import_file.xml_dtd": _m("无法读取为会员名单：文件含有表格不需要的 XML 声明（DTD），已拒绝。"
+                                      "请用 Excel 或 WPS 重新另存为 .xlsx。",
+                                      "Cannot be read as a member list: it contains an XML declaration "
+                                      "(DTD) that spreadsheets never need, and was refused. Save it again "
+                                      "from Excel or WPS as .xlsx."),
+    "problem.import_file.malformed_csv": _m("无法读取为会员名单：CSV 格式有误（例如引号不成对）。"
+                                            "请用 Excel 或 WPS 重新另存为 CSV（UTF-8）。",
+                                            "Cannot be read as a member list: the CSV is malformed (e.g. "
+                                            "unbalanced quotes). Save it again as CSV (UTF-8)."),
+    "problem.import_file.unknown_encoding": _m("无法读取为会员名单：文件编码无法识别"
+                                               "（只支持 UTF-8 或 GB18030）。请另存为 CSV（UTF-8）或 .xlsx。",
+                                               "Cannot be read as a member list: unknown text encoding (only "
+                                               "UTF-8 or GB18030). Save it as CSV (UTF-8) or .xlsx."),
+    "problem.import_file.not_a_spreadsheet": _m("无法读取为会员名单：这不是表格文件。"
+                                                "请上传 .xlsx 或 .csv 文件。",
+                                                "Cannot be read as a member list: this is not a spreadsheet. "
+                                                "Upload an .xlsx or .csv file."),
     "desk.report.title": _m("名单校验报告", "Validation report"),
     "desk.report.source": _m("文件：{source}", "File: {source}"),
     "desk.report.dry_run": _m("仅校验，未导入", "checked only, nothing imported"),

@@ -18,6 +18,7 @@ from cardsvc.errors import ImportFileError
 from cardsvc.web.context import web_of
 from cardsvc.web.desk import ACTIONS, MEMBER_LIST_SUFFIXES, Desk
 from cardsvc.web.forms import submit_once
+from cardsvc.web.i18n import MESSAGES
 from cardsvc.web.render import render, secured
 from cardsvc.web.session import user_of
 
@@ -57,7 +58,7 @@ def import_submit(request: Request, file: Annotated[UploadFile, File()], nonce: 
     try:
         return submit_once(request, nonce, work)
     except ImportFileError as exc:
-        return _import_refused(request, desk, "desk.import.unreadable", detail=exc.message)
+        return _import_refused(request, desk, *_import_problem(exc))
     finally:
         upload.unlink(missing_ok=True)
 
@@ -65,6 +66,12 @@ def import_submit(request: Request, file: Annotated[UploadFile, File()], nonce: 
 def _import_refused(request: Request, desk: Desk, key: str, detail: str = "") -> Response:
     return render(request, "desk/import.html", status=422, orgs=desk.organisations(),
                   problem=key, detail=detail)
+
+
+def _import_problem(exc: ImportFileError) -> tuple[str, str]:
+    """(catalog key, detail) for a refused list: the specific reason, never the English message."""
+    key = f"problem.import_file.{exc.reason}"
+    return (key if key in MESSAGES else "desk.import.unreadable"), "、".join(exc.columns)
 
 
 @router.get("/import/reports/{report_id}", name="desk_import_report")
