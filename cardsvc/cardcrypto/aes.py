@@ -6,6 +6,8 @@ Bytes in, bytes out; wrong key or block sizes raise :class:`~cardsvc.errors.Cryp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
@@ -61,6 +63,19 @@ def _check_iv(iv: bytes) -> None:
         raise CryptoError(f"IV must be {BLOCK} bytes, got {len(iv)}")
 
 
+def chain_cbc(encrypt: Callable[[bytes], bytes], block: int, iv: bytes, data: bytes) -> bytes:
+    """CBC encryption over a block primitive ``encrypt`` (an ECB context's ``update``), ``block``
+    bytes wide (16 for AES, 8 for TDES); ``data`` is a whole number of blocks. Chaining as ints
+    avoids a bytes XOR per block."""
+    out, chained = [], int.from_bytes(iv, "big")
+    for start in range(0, len(data), block):
+        chained ^= int.from_bytes(data[start : start + block], "big")
+        sealed = encrypt(chained.to_bytes(block, "big"))
+        out.append(sealed)
+        chained = int.from_bytes(sealed, "big")
+    return b"".join(out)
+
+
 class AesKey:
     """One AES-128 key with its ECB contexts made once, for a session's many short operations.
 
@@ -89,13 +104,7 @@ class AesKey:
         """CBC without padding: each block encrypted after XOR with the previous ciphertext."""
         _check_iv(iv)
         _check_blocks(data)
-        blocks, chained, encrypt = [], int.from_bytes(iv, "big"), self._encrypt.update
-        for start in range(0, len(data), BLOCK):
-            chained ^= int.from_bytes(data[start : start + BLOCK], "big")
-            block = encrypt(chained.to_bytes(BLOCK, "big"))
-            blocks.append(block)
-            chained = int.from_bytes(block, "big")
-        return b"".join(blocks)
+        return chain_cbc(self._encrypt.update, BLOCK, iv, data)
 
     def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
         """All blocks decrypted at once, then XORed with the previous ciphertext (or the IV)."""

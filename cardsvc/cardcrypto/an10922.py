@@ -81,13 +81,7 @@ def _des_cbc(key24: bytes) -> BlockCbc:
     encrypt = Cipher(TripleDES(key24), modes.ECB()).encryptor().update  # noqa: S305 - chained below
 
     def cbc(data: bytes) -> bytes:
-        blocks, chained = [], 0
-        for start in range(0, len(data), _DES_BLOCK):
-            chained ^= int.from_bytes(data[start : start + _DES_BLOCK], "big")
-            block = encrypt(chained.to_bytes(_DES_BLOCK, "big"))
-            blocks.append(block)
-            chained = int.from_bytes(block, "big")
-        return b"".join(blocks)
+        return aes.chain_cbc(encrypt, _DES_BLOCK, bytes(_DES_BLOCK), data)
 
     return cbc
 
