@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     rate_limit_burst: int = 120  # per API client: requests at once …
     rate_limit_per_second: float = 30.0  # … then this many per second on average
+    login_rate_burst: int = 30  # staff sign-ins per source address at once (an office behind one NAT) …
+    login_rate_per_second: float = 0.2  # … then one every 5 s on average
     apdu_trace: bool = False
     timezone: str = "Asia/Shanghai"  # IANA zone of the federation's days and months (statistics, "today")
     offline_checkin_max_days: int = 7  # an offline check-in synced later may be at most this old

@@ -26,6 +26,7 @@ from cardsvc.verification.ratelimit import (
 MAX_PAGE_BODY = 8 * 1024 * 1024
 # An office behind one NAT signs in its shift at once (30), then one attempt every 5 s on average:
 # a password sprayed from one address reaches ~720 usernames an hour instead of thousands a minute.
+# The defaults of CARDSVC_LOGIN_RATE_BURST / CARDSVC_LOGIN_RATE_PER_SECOND.
 LOGIN_LIMIT = RateLimit(burst=30, per_second=0.2)
 LOGIN_PREFIX = "cardsvc:rl:login:"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -98,8 +99,9 @@ async def _too_large(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def build_login_limiter(settings: Settings, limit: RateLimit = LOGIN_LIMIT) -> RateLimiter:
+def build_login_limiter(settings: Settings, limit: RateLimit | None = None) -> RateLimiter:
     """The sign-in limiter per source address: Redis when configured, else in process (bounded)."""
+    limit = limit or RateLimit(burst=settings.login_rate_burst, per_second=settings.login_rate_per_second)
     if settings.redis_url:
         return RedisRateLimiter.from_url(settings.redis_url, limit, prefix=LOGIN_PREFIX)
     return InProcessRateLimiter(limit, max_keys=SOURCE_MAX_KEYS)

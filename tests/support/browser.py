@@ -83,7 +83,9 @@ class LiveServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CARDSVC_", "PROMETHEUS_"))}
         env.update(CARDSVC_ENV="dev", CARDSVC_DATA_DIR=str(self.data_dir), CARDSVC_LOG_LEVEL="WARNING",
                    CARDSVC_PUBLIC_BASE_URL=self.base_url, CARDSVC_RATE_LIMIT_BURST="100000",
-                   CARDSVC_RATE_LIMIT_PER_SECOND="100000")
+                   CARDSVC_RATE_LIMIT_PER_SECOND="100000",
+                   # one server for the whole suite, every sign-in from 127.0.0.1
+                   CARDSVC_LOGIN_RATE_BURST="100000", CARDSVC_LOGIN_RATE_PER_SECOND="100000")
         return env
 
     def url(self, path: str) -> str:

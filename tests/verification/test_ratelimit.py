@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+import redis.asyncio
 
 from cardsvc.config import get_settings
 from cardsvc.errors import ConfigError, RateLimited
@@ -58,7 +59,14 @@ def make_limiter(request: pytest.FixtureRequest) -> Iterator[LimiterFactory]:
     if not _redis_answers(REDIS_URL):
         pytest.fail(f"CARDSVC_TEST_REDIS_URL={REDIS_URL} is set but Redis does not answer")
     prefix = f"cardsvc-test:{uuid.uuid4().hex}:"
-    yield lambda limit: RedisRateLimiter.from_url(REDIS_URL, limit, prefix=prefix)
+
+    def shared(limit: RateLimit) -> RedisRateLimiter:
+        # The service's 0.5 s timeout makes a slow answer fall back to in-process limiting, on
+        # purpose; these tests count shared tokens, so a busy CI machine must not trigger that.
+        client = redis.asyncio.Redis.from_url(REDIS_URL, socket_timeout=10, socket_connect_timeout=10)
+        return RedisRateLimiter(client, limit, prefix=prefix)
+
+    yield shared
 
 
 async def _attempts(limiter: RateLimiter, key: str, n: int) -> list[int | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -139,4 +140,13 @@ def test_settings_choose_the_login_limiter_backend() -> None:
     shared = build_login_limiter(get_settings(redis_url="redis://127.0.0.1:6379/15"))
     assert isinstance(shared, RedisRateLimiter) and shared.limit == LOGIN_LIMIT
     assert shared._prefix == LOGIN_PREFIX  # not the tap page's buckets
-    asyncio.run(shared.aclose())
+    # On a thread of its own: a session-wide Playwright marks this thread's event loop as running.
+    with ThreadPoolExecutor(1) as worker:
+        worker.submit(asyncio.run, shared.aclose()).result()
+
+
+def test_the_login_budget_is_a_setting() -> None:
+    settings = get_settings(login_rate_burst=5, login_rate_per_second=1.0)
+    limiter = build_login_limiter(settings)
+    assert isinstance(limiter, InProcessRateLimiter)
+    assert limiter.limit == RateLimit(burst=5, per_second=1.0)
