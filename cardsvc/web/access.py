@@ -95,6 +95,9 @@ PAGES: Mapping[str, PagePolicy] = MappingProxyType(
         "admin_consent_withdraw": _only(ADMIN),
         "admin_erase_confirm": _only(ADMIN),
         "admin_erase": _only(ADMIN),
+        "admin_request_file": _only(ADMIN),
+        "admin_request_confirm": _only(ADMIN),
+        "admin_request_answer": _only(ADMIN),
     }
 )
 

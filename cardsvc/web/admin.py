@@ -5,7 +5,9 @@
 * Staff users: :class:`cardsvc.registry.staff.StaffAccounts` (create, disable, unlock).
 * Reference data: service points and items, partner bases, programmes
   (:func:`cardsvc.verification.seed.seed_programme`), saved with the verification repository.
-* Consents and erasure: :class:`cardsvc.registry.services.RegistryService`.
+* Consents and erasure: :class:`cardsvc.registry.services.RegistryService`; members' requests for
+  either are queued in :mod:`cardsvc.registry.privacy_requests` and answered in one transaction with
+  the withdrawal or erasure they ask for.
 * The audit chain: :func:`cardsvc.verification.audit.verify_chain` over the stored rows.
 
 The actor of every audit row is the page user (``web:<staff id>``); subjects are codes, client ids,
@@ -25,11 +27,13 @@ from sqlmodel import Session, col
 from cardsvc.api.services import Services
 from cardsvc.errors import AuditIntegrityError, Conflict, InvalidRecord, NotConfigured, NotFound
 from cardsvc.logging import get_logger
+from cardsvc.registry import privacy_requests as requests
 from cardsvc.registry import repo as registry_repo
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.keys import cipher_from_store
 from cardsvc.registry.models import Category, Consent, Member, MemberEvent
-from cardsvc.registry.services import RegistryService
+from cardsvc.registry.privacy_models import PrivacyRequest, RequestKind, RequestStatus
+from cardsvc.registry.services import RegistryService, transaction
 from cardsvc.registry.staff import NewStaff, StaffListing
 from cardsvc.registry.verification_models import (
     PartnerBase,
@@ -223,6 +227,40 @@ class AdminDesk:
     def erase(self, public_id: str) -> None:
         self._registry().erase(public_id)
         self.audited("member.erase", public_id, "erased")
+
+    # --- privacy requests -------------------------------------------------------------------
+
+    def privacy_requests(self) -> tuple[list[PrivacyRequest], list[PrivacyRequest]]:
+        """The pending requests (oldest first) and the latest answered ones."""
+        return self.db.read(lambda s: (requests.pending(s), requests.recent_answers(s)))
+
+    def file_request(self, kind: RequestKind, public_id: str, partner: str | None) -> int:
+        with transaction(self.web.sessions) as session:
+            registry_repo.get_member(session, public_id=public_id)  # NotFound: nothing filed
+            made = requests.file_request(session, kind=kind, member=public_id, partner=partner,
+                                         actor=self.actor, at=self.services.clock())
+            request_id = int(made.id or 0)
+        self.audited("privacy_request.file", str(request_id), kind.value)
+        return request_id
+
+    def answer_request(self, request_id: int, status: RequestStatus, note: str) -> None:
+        """Mark the request answered; ``done`` also withdraws or erases, in the same transaction."""
+        if status is RequestStatus.pending:
+            raise InvalidRecord("an answer is done or refused", field="status")
+        with transaction(self.web.sessions) as session:
+            request = requests.open_request(session, request_id)
+            requests.answer(request, status=status, actor=self.actor, at=self.services.clock(), note=note)
+            if status is RequestStatus.done:
+                self._carry_out(session, request)
+        self.audited("privacy_request." + status.value, str(request_id), request.kind)
+
+    def _carry_out(self, session: Session, request: PrivacyRequest) -> None:
+        registry = RegistryService(requests.joined(session), cipher_from_store(self.web.key_store),
+                                   clock=self.services.clock)
+        if request.kind == RequestKind.erasure.value:
+            registry.erase(request.member_public_id)
+        else:
+            registry.withdraw_consent(request.member_public_id, partner=str(request.partner_code))
 
     # --- the audit chain ----------------------------------------------------------------------
 

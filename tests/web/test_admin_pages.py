@@ -54,7 +54,7 @@ _PARAM = re.compile(r"\{[^}]+\}")
 
 
 def test_the_admin_pages_are_for_admins_only() -> None:
-    assert len(ADMIN_PAGES) == 19
+    assert len(ADMIN_PAGES) == 22
     for name in ADMIN_PAGES:
         assert PAGES[name].roles == frozenset({Role.admin}), name
 

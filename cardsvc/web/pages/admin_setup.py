@@ -14,6 +14,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from cardsvc.errors import InvalidRecord
+from cardsvc.registry.privacy_models import NOTE_MAX, RequestKind, RequestStatus
+from cardsvc.registry.privacy_requests import due_at
 from cardsvc.registry.verification_models import PartnerBase, ServiceItem, ServicePoint
 from cardsvc.web.admin import ProgrammeSpec
 from cardsvc.web.pages.admin import NonceField, admin_desk, once, optional, path_of
@@ -24,6 +26,9 @@ CODE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Code = Annotated[str, Form(pattern=CODE)]
 Name = Annotated[str, Form(min_length=1, max_length=100)]
 PublicId = Annotated[str, Form(pattern=r"^[A-Za-z0-9_-]{4,40}$")]
+RequestId = Annotated[int, Form(ge=1)]
+Note = Annotated[str, Form(max_length=NOTE_MAX)]
+Answer = Annotated[RequestStatus, Form()]
 _SPLIT = re.compile(r"[\s,，;；]+")
 
 
@@ -92,7 +97,11 @@ def programme_save(request: Request, nonce: NonceField, code: Code, base_code: C
 @router.get("/privacy", name="admin_privacy")
 def privacy_page(request: Request) -> Response:
     desk = admin_desk(request)
-    return render(request, "admin/privacy.html", consents=desk.consents(), erasures=desk.erasures())
+    pending, answered = desk.privacy_requests()
+    now = request.app.state.services.clock()
+    return render(request, "admin/privacy.html", consents=desk.consents(), erasures=desk.erasures(),
+                  pending=[(r, (now - r.received_at).days, due_at(r), now > due_at(r)) for r in pending],
+                  answered=answered, kinds=list(RequestKind), note_max=NOTE_MAX)
 
 
 @router.post("/consents/confirm", name="admin_consent_confirm")
@@ -127,3 +136,41 @@ def erase(request: Request, nonce: NonceField, member: PublicId) -> Response:
         return path_of(request, "admin_privacy")
 
     return once(request, nonce, work, "admin.privacy.erase_done")
+
+
+# --- members' privacy requests (a queue answered within 15 days) -------------------------------
+
+
+@router.post("/privacy/requests", name="admin_request_file")
+def request_file(request: Request, nonce: NonceField, member: PublicId, kind: Annotated[RequestKind, Form()],
+                 partner: Annotated[str, Form(max_length=64)] = "") -> Response:
+    base = optional(partner) if kind is RequestKind.consent_withdrawal else None
+    if base is not None and re.fullmatch(CODE, base) is None:
+        raise InvalidRecord("the partner base code is not valid", field="partner")
+
+    def work() -> str:
+        admin_desk(request).file_request(kind, member, base)
+        return path_of(request, "admin_privacy") + "#requests"
+
+    return once(request, nonce, work, "admin.requests.file_done")
+
+
+@router.post("/privacy/requests/confirm", name="admin_request_confirm")
+def request_confirm(request: Request, request_id: RequestId, status: Answer, note: Note = "") -> Response:
+    if status is RequestStatus.pending:
+        raise InvalidRecord("an answer is done or refused", field="status")
+    return render(request, "admin/confirm.html", question_key=f"admin.requests.{status.value}_question",
+                  subject=f"#{request_id}", effect_key=f"admin.requests.{status.value}_effect",
+                  action=path_of(request, "admin_request_answer"), back=path_of(request, "admin_privacy"),
+                  button_key="admin.requests.do" if status is RequestStatus.done else "admin.requests.refuse",
+                  fields={"request_id": request_id, "status": status.value, "note": note})
+
+
+@router.post("/privacy/requests/answer", name="admin_request_answer")
+def request_answer(request: Request, nonce: NonceField, request_id: RequestId, status: Answer,
+                   note: Note = "") -> Response:
+    def work() -> str:
+        admin_desk(request).answer_request(request_id, status, note)
+        return path_of(request, "admin_privacy") + "#requests"
+
+    return once(request, nonce, work, f"admin.requests.{status.value}_done")
