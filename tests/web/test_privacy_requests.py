@@ -10,11 +10,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, update
-from sqlmodel import Session, col
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, select, update
+from sqlmodel import Session, SQLModel, col
 
 from cardsvc.credential.keystore import open_key_store
-from cardsvc.registry.db import session_factory
+from cardsvc.registry.db import current_revision, head_revision, session_factory
 from cardsvc.registry.identity import check_character
 from cardsvc.registry.keys import cipher_from_store
 from cardsvc.registry.models import Consent, Member, MemberCreate, MemberStatus
@@ -200,3 +202,18 @@ def test_non_admins_are_refused(site: Site, role: Role) -> None:
     finally:
         site.run(client.aclose())
         site.client = original
+
+
+def _diffs(site: Site, metadata: MetaData) -> list[str]:
+    with site.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    return [str(d) for d in diffs if "privacy_request" in str(d)]
+
+
+def test_migration_0005_matches_the_model(site: Site) -> None:
+    assert head_revision() == "0005_privacy_requests" == current_revision(site.engine)
+    ours = MetaData()
+    SQLModel.metadata.tables[PrivacyRequest.__tablename__].to_metadata(ours)
+    assert _diffs(site, ours) == []
+    ours.tables["privacy_request"].append_column(Column("drift", Integer()))
+    assert any("drift" in d for d in _diffs(site, ours))  # the comparison does see a difference
