@@ -217,3 +217,20 @@ def test_migration_0005_matches_the_model(site: Site) -> None:
     assert _diffs(site, ours) == []
     ours.tables["privacy_request"].append_column(Column("drift", Integer()))
     assert any("drift" in d for d in _diffs(site, ours))  # the comparison does see a difference
+
+
+def test_a_failed_erasure_leaves_the_request_pending(admin: Site) -> None:
+    member = new_member(admin, "110101196505050012")
+    request = file(admin, member, "erasure")
+    registry(admin).erase(member)  # erased meanwhile by the direct form: the queued erasure now fails
+    asked = admin.post("/admin/privacy/requests/confirm",
+                       data={"csrf": admin.csrf("/admin/privacy"), "request_id": str(request.id),
+                             "status": "done"})
+    nonce = _NONCE.search(asked.text)
+    assert nonce
+    failed = admin.post("/admin/privacy/requests/answer",
+                        data={"csrf": csrf_in(asked.text), "nonce": nonce.group(1),
+                              "request_id": str(request.id), "status": "done", "note": ""})
+    assert failed.status_code == 409
+    [still] = requests_of(admin, member)
+    assert still.status == "pending" and still.handled_at is None  # rolled back with the erasure
