@@ -208,12 +208,18 @@ class SyncAnswer:
 
 def check_in_committed(svc: VerificationService, client: ClientRecord,
                        request: CheckinRequest) -> CheckinResult:
-    """:func:`check_in` in its own transaction; a concurrent duplicate that lost on a unique index
-    is run again, and so answered like a retry (or refused as the winner's duplicate)."""
+    """:func:`check_in` in its own transaction; a concurrent duplicate that lost the race is run
+    again, and so answered like a retry (or refused as the winner's duplicate). It can lose on a
+    unique index, or — under READ COMMITTED, when the winner commits between this transaction's
+    Idempotency-Key lookup and its member lookup — as ``already_checked_in``."""
     try:
         return svc.db.transact(lambda s: check_in(s, svc, client, request))
     except IntegrityError:
-        return svc.db.transact(lambda s: check_in(s, svc, client, request))
+        pass
+    except Conflict as exc:
+        if exc.reason != "already_checked_in":
+            raise
+    return svc.db.transact(lambda s: check_in(s, svc, client, request))
 
 
 def sync(svc: VerificationService, client: ClientRecord,
