@@ -6,9 +6,11 @@ Tokens are printed once, at creation; the database keeps only their hash.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlmodel import Session
 
 from cardsvc.cli.output import console, emit_json, emit_table, err_console
 from cardsvc.config import get_settings
@@ -17,12 +19,13 @@ from cardsvc.verification.audit import AuditEvent, Outcome
 from cardsvc.verification.db import Database
 from cardsvc.verification.roles import Role
 from cardsvc.verification.seed import seed_reference_data
-from cardsvc.verification.store import DbAuditSink, DbClientStore
-from cardsvc.verification.tokens import ClientRecord, create_client, revoke_client, utc_now
+from cardsvc.verification.store import DbClientStore, append_event
+from cardsvc.verification.tokens import ClientRecord, new_client, utc_now
 
 clients_app = typer.Typer(help="API clients: create (token shown once), list, revoke.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CLI_ACTOR = "cli"
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,9 +48,16 @@ def _row(record: ClientRecord) -> dict[str, Any]:
             "revoked": record.revoked, "created_at": record.created_at.isoformat(timespec="seconds")}
 
 
-async def _audit(db: Database, event_type: str, subject: str, reason: str) -> None:
-    await DbAuditSink(db).append(AuditEvent(event_type=event_type, actor=CLI_ACTOR, subject=subject,
-                                            outcome=Outcome.ok, reason=reason, timestamp=utc_now()))
+def audited(db: Database, event_type: str, subject: str, reason: str, change: Callable[[Session], T]) -> T:
+    """Run ``change`` and append its audit row in one transaction: both commit or neither."""
+
+    def work(session: Session) -> T:
+        result = change(session)
+        append_event(session, AuditEvent(event_type=event_type, actor=CLI_ACTOR, subject=subject,
+                                         outcome=Outcome.ok, reason=reason, timestamp=utc_now()))
+        return result
+
+    return db.transact(work)
 
 
 @clients_app.command("create")
@@ -59,15 +69,10 @@ def create_command(
     as_json: JsonOption = False,
 ) -> None:
     """Create a client and print its token (once)."""
-    db = open_database()
-
-    async def run() -> tuple[ClientRecord, str]:
-        issued = await create_client(DbClientStore(db), label=label, role=role,
-                                     service_point_id=service_point, partner_base_id=partner_base)
-        await _audit(db, "client.create", issued.client.client_id, "created")
-        return issued.client, issued.token
-
-    record, token = asyncio.run(run())
+    issued = new_client(label=label, role=role, service_point_id=service_point, partner_base_id=partner_base)
+    audited(open_database(), "client.create", issued.client.client_id, "created",
+            lambda s: DbClientStore.add_sync(s, issued.client))
+    record, token = issued.client, issued.token
     if as_json:
         emit_json({**_row(record), "token": token})
         return
@@ -89,14 +94,8 @@ def list_command(as_json: JsonOption = False) -> None:
 @clients_app.command("revoke")
 def revoke_command(client_id: Annotated[str, typer.Argument(help="The client's 12-hex-digit id.")]) -> None:
     """Revoke a client; its token stops working at once."""
-    db = open_database()
-
-    async def run() -> ClientRecord:
-        record = await revoke_client(DbClientStore(db), client_id)
-        await _audit(db, "client.revoke", client_id, "revoked")
-        return record
-
-    record = asyncio.run(run())
+    record = audited(open_database(), "client.revoke", client_id, "revoked",
+                     lambda s: DbClientStore.revoke_sync(s, client_id))
     err_console.print(f"client {record.client_id} revoked", highlight=False)
 
 

@@ -34,6 +34,7 @@ from cardsvc.logging import get_logger
 from cardsvc.registry import staff_repo as repo
 from cardsvc.registry.db import SessionFactory
 from cardsvc.registry.models import utcnow
+from cardsvc.registry.privacy_requests import joined
 from cardsvc.registry.staff_models import FormNonce, StaffSession, StaffUser
 
 log = get_logger(__name__)
@@ -129,6 +130,10 @@ class StaffAccounts:
         self._sessions = sessions
         self._hasher = hasher or PasswordHasher()
         self._clock = clock
+
+    def joined(self, session: Session) -> StaffAccounts:
+        """The same accounts, their calls run in ``session``'s open transaction (and commit with it)."""
+        return StaffAccounts(joined(session), hasher=self._hasher, clock=self._clock)
 
     @cached_property
     def _dummy_hash(self) -> str:

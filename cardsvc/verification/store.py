@@ -165,7 +165,11 @@ class DbClientStore:
         repo.add_client(session, client=_row(record))
 
     async def revoke(self, client_id: str) -> ClientRecord:
-        return await self._db.run(lambda s: _record(repo.revoke_client(s, client_id=client_id)))
+        return await self._db.run(lambda s: self.revoke_sync(s, client_id))
+
+    @staticmethod
+    def revoke_sync(session: Session, client_id: str) -> ClientRecord:
+        return _record(repo.revoke_client(session, client_id=client_id))
 
     async def list(self) -> Sequence[ClientRecord]:
         return await self._db.run(lambda s: [_record(c) for c in repo.list_clients(s)])

@@ -199,8 +199,7 @@ async def authenticate_cached(store: ClientStore, cache: ClientCache, token: str
     return record
 
 
-async def create_client(
-    store: ClientStore,
+def new_client(
     *,
     label: str,
     role: Role,
@@ -208,7 +207,8 @@ async def create_client(
     partner_base_id: str | None = None,
     clock: Clock = utc_now,
 ) -> IssuedToken:
-    """Create a client with a new random token; the token is returned once and stored only hashed."""
+    """A new client with a new random token, not stored yet: the caller adds ``client`` (only its
+    hash) in the transaction that also records the change."""
     if not 1 <= len(label) <= 80:
         raise InvalidRecord("1-80 characters", field="label")
     client_id, token = new_token()
@@ -221,9 +221,24 @@ async def create_client(
         service_point_id=service_point_id,
         partner_base_id=partner_base_id,
     )
-    await store.add(record)
-    log.info("client %s created with role %s", client_id, role.value)
     return IssuedToken(client=record, token=token)
+
+
+async def create_client(
+    store: ClientStore,
+    *,
+    label: str,
+    role: Role,
+    service_point_id: str | None = None,
+    partner_base_id: str | None = None,
+    clock: Clock = utc_now,
+) -> IssuedToken:
+    """Create a client with a new random token; the token is returned once and stored only hashed."""
+    issued = new_client(label=label, role=role, service_point_id=service_point_id,
+                        partner_base_id=partner_base_id, clock=clock)
+    await store.add(issued.client)
+    log.info("client %s created with role %s", issued.client.client_id, role.value)
+    return issued
 
 
 async def revoke_client(store: ClientStore, client_id: str) -> ClientRecord:

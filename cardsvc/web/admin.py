@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio.to_thread
 from sqlalchemy import select
@@ -33,8 +34,8 @@ from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.keys import cipher_from_store
 from cardsvc.registry.models import Category, Consent, Member, MemberEvent
 from cardsvc.registry.privacy_models import PrivacyRequest, RequestKind, RequestStatus
-from cardsvc.registry.services import RegistryService, transaction
-from cardsvc.registry.staff import NewStaff, StaffListing
+from cardsvc.registry.services import RegistryService, database_errors
+from cardsvc.registry.staff import NewStaff, StaffAccounts, StaffListing
 from cardsvc.registry.verification_models import (
     PartnerBase,
     Programme,
@@ -46,12 +47,13 @@ from cardsvc.verification.audit import AuditEvent, Outcome, checkpoint, verify_c
 from cardsvc.verification.db import Database
 from cardsvc.verification.roles import Role
 from cardsvc.verification.seed import seed_programme
-from cardsvc.verification.store import append_event, read_audit
-from cardsvc.verification.tokens import ClientRecord, IssuedToken, create_client, revoke_client
+from cardsvc.verification.store import DbClientStore, append_event, read_audit
+from cardsvc.verification.tokens import ClientRecord, IssuedToken, new_client
 from cardsvc.web.context import WebContext
 
 log = get_logger(__name__)
 MAX_NAMED = 500
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +106,16 @@ class AdminDesk:
         return AuditEvent(event_type=event_type, actor=self.actor, subject=subject[:64], outcome=Outcome.ok,
                           reason=reason, timestamp=self.services.clock())
 
-    def audited(self, event_type: str, subject: str, reason: str,
-                change: Callable[[Session], None] | None = None) -> None:
-        """Run ``change`` (if any) and append the audit row in the same transaction."""
+    def audited(self, event_type: str, subject: str, reason: str, change: Callable[[Session], T]) -> T:
+        """Run ``change`` and append its audit row in the same transaction: both commit or neither."""
 
-        def work(session: Session) -> None:
-            if change is not None:
-                change(session)
+        def work(session: Session) -> T:
+            result = change(session)
             append_event(session, self._event(event_type, subject, reason))
+            return result
 
-        self.db.transact(work)
+        with database_errors():
+            return self.db.transact(work)
 
     # --- API clients ------------------------------------------------------------------------
 
@@ -122,36 +124,43 @@ class AdminDesk:
 
     async def create_client(self, *, label: str, role: Role, point: str | None,
                             base: str | None) -> IssuedToken:
-        await anyio.to_thread.run_sync(lambda: self.check_places(point, base))
-        issued = await create_client(self.services.clients, label=label, role=role, service_point_id=point,
-                                     partner_base_id=base, clock=self.services.clock)
-        await self.services.audit.append(self._event("client.create", issued.client.client_id, "created"))
+        issued = new_client(label=label, role=role, service_point_id=point, partner_base_id=base,
+                            clock=self.services.clock)
+
+        def create() -> None:
+            self.check_places(point, base)
+            self.audited("client.create", issued.client.client_id, "created",
+                         lambda s: DbClientStore.add_sync(s, issued.client))
+
+        await anyio.to_thread.run_sync(create)
+        log.info("client %s created with role %s", issued.client.client_id, role.value)
         return issued
 
     async def revoke_client(self, client_id: str) -> ClientRecord:
-        record = await revoke_client(self.services.clients, client_id)
-        await self.services.audit.append(self._event("client.revoke", client_id, "revoked"))
+        record = await anyio.to_thread.run_sync(lambda: self.audited(
+            "client.revoke", client_id, "revoked", lambda s: DbClientStore.revoke_sync(s, client_id)))
+        log.info("client %s revoked", client_id)
         return record
 
     # --- staff users ------------------------------------------------------------------------
+
+    def _staff(self, session: Session) -> StaffAccounts:
+        return self.web.accounts.joined(session)
 
     def staff(self) -> list[StaffListing]:
         return self.web.accounts.list()
 
     def create_staff(self, new: NewStaff) -> None:
         self.check_places(new.service_point_id, new.partner_base_id)
-        self.web.accounts.create(new)
-        self.audited("staff.create", new.username, new.role)
+        self.audited("staff.create", new.username, new.role, lambda s: self._staff(s).create(new))
 
     def disable_staff(self, username: str, *, me: str) -> None:
         if username == me:
             raise Conflict("an administrator cannot disable their own account", reason="own_account")
-        self.web.accounts.disable(username)
-        self.audited("staff.disable", username, "disabled")
+        self.audited("staff.disable", username, "disabled", lambda s: self._staff(s).disable(username))
 
     def unlock_staff(self, username: str) -> None:
-        self.web.accounts.unlock(username)
-        self.audited("staff.unlock", username, "unlocked")
+        self.audited("staff.unlock", username, "unlocked", lambda s: self._staff(s).unlock(username))
 
     # --- reference data ---------------------------------------------------------------------
 
@@ -201,8 +210,9 @@ class AdminDesk:
 
     # --- consents and erasure ---------------------------------------------------------------
 
-    def _registry(self) -> RegistryService:
-        return RegistryService(self.web.sessions, cipher_from_store(self.web.key_store),
+    def _registry(self, session: Session) -> RegistryService:
+        """The registry's services in ``session``'s open transaction (they commit with its audit row)."""
+        return RegistryService(requests.joined(session), cipher_from_store(self.web.key_store),
                                clock=self.services.clock)
 
     def consents(self) -> list[ConsentRow]:
@@ -213,9 +223,8 @@ class AdminDesk:
                 for c, pid in rows]
 
     def withdraw_consent(self, public_id: str, partner: str) -> int:
-        count = self._registry().withdraw_consent(public_id, partner=partner)
-        self.audited("consent.withdraw", public_id, "withdrawn")
-        return count
+        return self.audited("consent.withdraw", public_id, "withdrawn",
+                            lambda s: self._registry(s).withdraw_consent(public_id, partner=partner))
 
     def erasures(self) -> list[tuple[str, dt.datetime]]:
         query = (select(col(Member.public_id), col(MemberEvent.at))
@@ -225,8 +234,7 @@ class AdminDesk:
         return [(str(pid), at) for pid, at in self.db.read(lambda s: list(s.execute(query)))]
 
     def erase(self, public_id: str) -> None:
-        self._registry().erase(public_id)
-        self.audited("member.erase", public_id, "erased")
+        self.audited("member.erase", public_id, "erased", lambda s: self._registry(s).erase(public_id))
 
     # --- privacy requests -------------------------------------------------------------------
 
@@ -235,28 +243,35 @@ class AdminDesk:
         return self.db.read(lambda s: (requests.pending(s), requests.recent_answers(s)))
 
     def file_request(self, kind: RequestKind, public_id: str, partner: str | None) -> int:
-        with transaction(self.web.sessions) as session:
+        def change(session: Session) -> int:  # the audit row names the id: one transaction, no audited()
             registry_repo.get_member(session, public_id=public_id)  # NotFound: nothing filed
             made = requests.file_request(session, kind=kind, member=public_id, partner=partner,
                                          actor=self.actor, at=self.services.clock())
             request_id = int(made.id or 0)
-        self.audited("privacy_request.file", str(request_id), kind.value)
-        return request_id
+            append_event(session, self._event("privacy_request.file", str(request_id), kind.value))
+            return request_id
+
+        with database_errors():
+            return self.db.transact(change)
 
     def answer_request(self, request_id: int, status: RequestStatus, note: str) -> None:
         """Mark the request answered; ``done`` also withdraws or erases, in the same transaction."""
         if status is RequestStatus.pending:
             raise InvalidRecord("an answer is done or refused", field="status")
-        with transaction(self.web.sessions) as session:
+
+        def change(session: Session) -> None:
             request = requests.open_request(session, request_id)
             requests.answer(request, status=status, actor=self.actor, at=self.services.clock(), note=note)
             if status is RequestStatus.done:
                 self._carry_out(session, request)
-        self.audited("privacy_request." + status.value, str(request_id), request.kind)
+            event = self._event("privacy_request." + status.value, str(request_id), request.kind)
+            append_event(session, event)
+
+        with database_errors():
+            self.db.transact(change)
 
     def _carry_out(self, session: Session, request: PrivacyRequest) -> None:
-        registry = RegistryService(requests.joined(session), cipher_from_store(self.web.key_store),
-                                   clock=self.services.clock)
+        registry = self._registry(session)
         if request.kind == RequestKind.erasure.value:
             registry.erase(request.member_public_id)
         else:
