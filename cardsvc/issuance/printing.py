@@ -9,7 +9,8 @@ sheet prints the same anywhere. Only issued, active cards are printed.
 Files and records agree: the PDF or QR images are written under temporary names beside their
 targets, the print records commit, and only then are the files renamed into place (atomic within a
 directory); if rendering, recording or the commit fails the temporary files are removed and nothing
-is left that looks printed but is not recorded.
+is left that looks printed but is not recorded. A database failure is a
+:class:`~cardsvc.errors.RegistryError` (the pages show "database unavailable", the CLI its hint).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from fpdf import FPDF
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from cardsvc.credential.qr import render_qr_png, render_qr_svg, to_qr_text
-from cardsvc.errors import ConfigError, IssuanceError
+from cardsvc.errors import ConfigError, IssuanceError, RegistryError
 from cardsvc.issuance.journal import Clock
 from cardsvc.logging import get_logger
 from cardsvc.registry import card_repo
@@ -174,6 +177,22 @@ def stage_qr_files(faces: Sequence[CardFace], directory: Path, fmt: str, staged:
         staged.write(directory / f"{face.card_number}.{fmt}", data)
 
 
+@contextmanager
+def storage_errors(label: str) -> Iterator[None]:
+    """Any database failure while reading or recording a print becomes a :class:`RegistryError`.
+
+    Its message names the batch and the driver error's class only: a driver's own text may quote
+    row values (names, ID numbers), so it stays on the chained cause, which is not shown."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        log.warning("print of batch %s not recorded: %s", label, type(exc).__name__)
+        raise RegistryError(f"the print of batch {label} was not recorded: database error "
+                            f"({type(exc).__name__}); nothing was printed",
+                            hint="check that the database is running (CARDSVC_DATABASE_URL), "
+                                 "then print again") from exc
+
+
 class PrintService:
     """Export a batch's issued cards and record each print in the same transaction as the query."""
 
@@ -184,7 +203,7 @@ class PrintService:
 
     def export_sheet(self, label: str, target: Path, layout: Layout = Layout.a4) -> PrintReport:
         with StagedFiles() as staged:
-            with self._sessions() as session, session.begin():
+            with storage_errors(label), self._sessions() as session, session.begin():
                 cards = self._printable(session, label)
                 staged.write(target, render_sheet([_face(session, c) for c in cards], layout,
                                                   self._font or find_font()))
@@ -195,7 +214,7 @@ class PrintService:
 
     def export_qr(self, label: str, directory: Path, fmt: str = "png") -> PrintReport:
         with StagedFiles() as staged:
-            with self._sessions() as session, session.begin():
+            with storage_errors(label), self._sessions() as session, session.begin():
                 cards = self._printable(session, label)
                 stage_qr_files([_face(session, c) for c in cards], directory, fmt, staged)
                 reprints = self._record(session, cards, "qr", str(directory))

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlmodel import Session, select
 
+from cardsvc.errors import RegistryError
 from cardsvc.issuance.printing import Layout, PrintService, StagedFiles
+from cardsvc.registry import card_repo
 from cardsvc.registry.cards import PrintRecord
 from cardsvc.registry.models import table_of
 from tests.issuance.support import NOW, Desk, clock
@@ -66,8 +68,9 @@ def test_recording_fails_no_file_is_left(printed: Desk, locked_engine: sqlite3.C
                                          kind: str) -> None:
     export, _ = EXPORTS[kind]
     out = tmp_path / "out"
-    with pytest.raises(OperationalError, match="locked"):
+    with pytest.raises(RegistryError, match="not recorded: database error") as refused:
         export(PrintService(printed.sessions, clock=clock), out)
+    assert isinstance(refused.value.__cause__, OperationalError) and "locked" in str(refused.value.__cause__)
     assert all_files(out) == []  # neither the target nor a temporary file
 
 
@@ -96,8 +99,10 @@ def failing_commit_sessions(engine: Engine) -> Callable[[], Session]:
 def test_commit_fails_no_file_is_left(printed: Desk, engine: Engine, tmp_path: Path, kind: str) -> None:
     export, _ = EXPORTS[kind]
     out = tmp_path / "out"
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(RegistryError) as refused:
         export(PrintService(failing_commit_sessions(engine), clock=clock), out)
+    cause = refused.value.__cause__
+    assert isinstance(cause, IntegrityError) and "FOREIGN KEY" in str(cause)
     assert all_files(out) == []
     assert print_records(printed) == []
 
@@ -115,6 +120,24 @@ def test_committed_print_replaces_the_target_atomically(printed: Desk, tmp_path:
     export(service, out)  # a reprint overwrites the same names, no temporary file remains
     assert sorted(first) == all_files(out)
     assert [r.reprint for r in print_records(printed)] == [False, False, True, True]  # 2 cards, twice
+
+
+def test_a_database_error_never_shows_its_row_values(printed: Desk, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver's message may quote the row it refused (PostgreSQL's DETAIL does): the typed error
+    names the batch and the error class only; the driver text stays on the chained cause."""
+
+    def refused(*_args: Any, **_kw: Any) -> None:
+        raise DataError("INSERT INTO card_print ...", {"target": "王小明 110105194912310021"},
+                        Exception("value too long: 王小明 110105194912310021"))
+
+    monkeypatch.setattr(card_repo, "add_print", refused)
+    with pytest.raises(RegistryError) as raised:
+        PrintService(printed.sessions, clock=clock).export_sheet("B1", tmp_path / "out" / "sheet.pdf")
+    shown = raised.value.diagnostics()
+    assert "B1" in shown and "DataError" in shown and "hint:" in shown
+    assert "王小明" not in shown and "110105" not in shown
+    assert all_files(tmp_path / "out") == []
 
 
 def test_staged_files_are_removed_when_not_published(tmp_path: Path) -> None:
