@@ -258,14 +258,15 @@ def find_service_record(session: Session, *, client_id: str, idempotency_key: st
     return session.scalars(query).first()
 
 
-def recent_services(session: Session, *, member_id: int, limit: int = 5) -> list[tuple[str, str, str]]:
-    """The member's latest services: (date ISO, point name, item name)."""
+def recent_services(session: Session, *, member_id: int,
+                    limit: int = 5) -> list[tuple[dt.datetime, str, str]]:
+    """The member's latest services: (recorded at, UTC; point name, item name)."""
     query = (sa_select(RECORD.c.recorded_at, POINT.c.name, ITEM.c.name)
              .join(POINT, POINT.c.code == RECORD.c.service_point_code)
              .join(ITEM, ITEM.c.code == RECORD.c.item_code)
              .where(RECORD.c.member_id == member_id)
              .order_by(RECORD.c.recorded_at.desc(), RECORD.c.id.desc()).limit(limit))
-    return [(str(at)[:10], str(point), str(item)) for at, point, item in _execute(session, query)]
+    return [(at, str(point), str(item)) for at, point, item in _execute(session, query)]
 
 
 def service_stats(session: Session, *, point: str | None,

@@ -1,9 +1,10 @@
 """What each role gets back from a verification: the allow-listed member view.
 
 The facts are loaded once; this module adds what a role's allow-list names (recent services for
-service points, eligibility and quota for partners, the ID number for admin and for the derived
-``id_last4``) and hands the dict to :func:`~cardsvc.verification.roles.present_member`, which keeps
-only the allowed keys and masks anything ID- or phone-shaped for non-admins.
+service points, dated by their local day in ``tz``; eligibility and quota for partners; the ID
+number for admin and for the derived ``id_last4``) and hands the dict to
+:func:`~cardsvc.verification.roles.present_member`, which keeps only the allowed keys and masks
+anything ID- or phone-shaped for non-admins.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from sqlmodel import Session
 
 from cardsvc.errors import PiiIntegrityError
+from cardsvc.localtime import local_date
 from cardsvc.logging import get_logger
 from cardsvc.registry import verification_repo as repo
 from cardsvc.registry.pii import PiiCipher
@@ -63,11 +65,16 @@ def member_view(session: Session, result: Verification, client: ClientRecord,
         if id_number is not None:
             view["id_number"] = id_number
     if _wants(role, "recent_services"):
-        view["recent_services"] = [{"date": d, "service_point": p, "item": i}
-                                   for d, p, i in repo.recent_services(session, member_id=facts.member_db_id)]
+        view["recent_services"] = recent_services(session, facts.member_db_id, tz)
     if role is Role.partner and client.partner_base_id is not None:
         view.update(partner_eligibility(session, facts, client.partner_base_id, result, tz))
     return present_member(view, role)
+
+
+def recent_services(session: Session, member_id: int, tz: tzinfo) -> list[dict[str, str]]:
+    """The member's latest services, each dated by its local day in ``tz`` (stored instants are UTC)."""
+    return [{"date": local_date(at, tz).isoformat(), "service_point": point, "item": item}
+            for at, point, item in repo.recent_services(session, member_id=member_id)]
 
 
 def anonymous_view(result: Verification) -> dict[str, Any] | None:

@@ -95,7 +95,7 @@ class BaseDesk:
             else:
                 result = self.svc.verify_qr(session, actor=actor, qr_text=text.strip())
                 qr = text.strip() if result.verdict is Verdict.OK else None
-            view = member_view(session, result, self.client, self.svc.cipher, tz=self.svc.zone) or {}
+            view = member_view(session, result, self.client, self.svc.cipher, tz=self.tz) or {}
             shown = {k: view[k] for k in GUEST_VIEW if k in view}
             return GuestCheck(result.verdict.value, result.reason, shown, qr)
 

@@ -143,7 +143,7 @@ class PointDesk:
             card = LiveCard.of(row)
             verdict, reason = live_status(card, card.member, now=self.svc.clock())
             result = Verification(verdict, reason, "shown", card.card_number, card.status, card.member)
-            view = member_view(session, result, self.client, self.svc.cipher, tz=self.svc.zone) or {}
+            view = member_view(session, result, self.client, self.svc.cipher, tz=self.tz) or {}
             return Shown(card.card_number, verdict.value, reason, view, via)
 
         return self.svc.db.read(read)

@@ -109,3 +109,15 @@ def test_cards_issued_per_local_month(world: World, tz: dt.tzinfo, month: str) -
         s.commit()
     bars = dashboard(world.db, tz).cards_per_month
     assert [(bar.key, bar.count) for bar in bars] == [(month, 1)]
+
+
+LATE_EVENING_UTC = dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC)  # 07:30 on 1 Dec in Shanghai
+
+
+@pytest.mark.parametrize(("tz", "day"), [(SHANGHAI, "2026-12-01"), (dt.UTC, "2026-11-30")])
+def test_recent_services_are_dated_by_the_local_day(world: World, tz: dt.tzinfo, day: str) -> None:
+    desk = point_desk(world, tz)
+    card_number = serve_at(world, desk, LATE_EVENING_UTC)
+    shown = desk.shown(card_number)
+    assert shown is not None
+    assert [s["date"] for s in shown.view["recent_services"]] == [day]
