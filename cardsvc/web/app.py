@@ -8,7 +8,8 @@ extra table) and everything else, unchanged, to the API built by :func:`cardsvc.
 
 The pages app has its own guard (:func:`cardsvc.web.session.guard`: session, role, CSRF), its own
 error pages, a larger body limit for member-list uploads, and refuses to start with a page route
-missing from :data:`cardsvc.web.access.PAGES`.
+missing from :data:`cardsvc.web.access.PAGES`. At shutdown the pages close their own login limiter
+(a Redis client when ``CARDSVC_REDIS_URL`` is set) after the API's services.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import importlib
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardsvc.api.app import api_routes, create_app
 from cardsvc.api.services import Services, db_services
 from cardsvc.config import Settings, get_settings
 from cardsvc.errors import ConfigError
-from cardsvc.logging import configure
+from cardsvc.logging import configure, get_logger
 from cardsvc.registry.db import engine_for, session_factory
 from cardsvc.registry.staff import StaffAccounts
 from cardsvc.verification.ratelimit import RateLimit
@@ -34,6 +35,8 @@ from cardsvc.web.limits import BodyLimit
 from cardsvc.web.problems import install_page_handlers
 from cardsvc.web.render import STATIC_DIR
 from cardsvc.web.session import guard
+
+log = get_logger(__name__)
 
 # Each module exposes ``router``; add a module here to add its pages (docs/web.md).
 PAGE_MODULES = (
@@ -84,12 +87,37 @@ class Composed:
         self.state = api.state  # tests and tools reach the API's services as before
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.api(scope, receive, self._closing_pages(send))
+            return
         target: ASGIApp = self.api
         if scope["type"] == "http":
             first = scope["path"].lstrip("/").split("/", 1)[0]
             if first in self.sections:
                 target = self.pages
         await target(scope, receive, send)
+
+
+    def _closing_pages(self, send: Send) -> Send:
+        """The API runs the lifespan (and closes the services); the pages' own resources close just
+        before the shutdown is reported, so the server never exits with their connections open."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                try:
+                    await web_context(self.pages).aclose()
+                except Exception:  # closing must not stop the shutdown
+                    log.warning("the pages' login limiter did not close", exc_info=True)
+            await send(message)
+
+        return sending
+
+
+def web_context(pages: FastAPI) -> WebContext:
+    context = pages.state.web
+    if not isinstance(context, WebContext):
+        raise TypeError("pages.state.web is not a WebContext")
+    return context
 
 
 def create_web_app(settings: Settings, *, services: Services) -> Composed:

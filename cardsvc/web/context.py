@@ -44,6 +44,12 @@ class WebContext:
         """Sign-in attempts per source address (:mod:`cardsvc.web.limits`)."""
         return build_login_limiter(self.settings)
 
+    async def aclose(self) -> None:
+        """Close what the pages opened: the login limiter (its Redis client), if it was ever built."""
+        limiter = self.__dict__.pop("login_limiter", None)
+        if limiter is not None:
+            await limiter.aclose()
+
 
 def web_of(request: Request) -> WebContext:
     context = request.app.state.web

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from cardsvc.api.services import in_memory_services
 from cardsvc.config import get_settings
 from cardsvc.registry.db import session_factory
 from cardsvc.registry.staff import MAX_FAILURES, LoginRefused, StaffAccounts
 from cardsvc.verification.ratelimit import InProcessRateLimiter, RateLimit, RedisRateLimiter
 from cardsvc.verification.roles import Role
+from cardsvc.web.app import Composed, create_web_app
 from cardsvc.web.context import WebContext
 from cardsvc.web.i18n import LANG_COOKIE
 from cardsvc.web.limits import LOGIN_LIMIT, LOGIN_PREFIX, build_login_limiter
@@ -150,3 +153,49 @@ def test_the_login_budget_is_a_setting() -> None:
     limiter = build_login_limiter(settings)
     assert isinstance(limiter, InProcessRateLimiter)
     assert limiter.limit == RateLimit(burst=5, per_second=1.0)
+
+
+async def _start_and_stop(app: Composed) -> list[str]:
+    """One ASGI lifespan, as uvicorn runs it: startup, then shutdown; the message types sent back."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    for event in ("lifespan.startup", "lifespan.shutdown"):
+        inbox.put_nowait({"type": event})
+    sent: list[str] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send)
+    return sent
+
+
+def test_the_redis_login_limiter_is_closed_at_shutdown(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[RedisRateLimiter] = []
+    original = RedisRateLimiter.aclose
+
+    async def recording(self: RedisRateLimiter) -> None:
+        closed.append(self)
+        await original(self)
+
+    monkeypatch.setattr(RedisRateLimiter, "aclose", recording)
+    settings = get_settings(env="dev", data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/15")
+    app = create_web_app(settings, services=in_memory_services(settings))
+    web = app.pages.state.web
+    assert isinstance(web, WebContext)
+    limiter = web.login_limiter  # built on the first sign-in
+    assert isinstance(limiter, RedisRateLimiter)
+    with ThreadPoolExecutor(1) as worker:  # asyncio.run off the browser's thread
+        sent = worker.submit(asyncio.run, _start_and_stop(app)).result()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert limiter in closed  # the pages' own client, besides the API's limiters
+    assert "login_limiter" not in vars(web)  # a later sign-in would build a fresh one
+
+
+def test_a_login_limiter_never_built_is_not_built_to_be_closed(tmp_path: Path) -> None:
+    settings = get_settings(env="dev", data_dir=tmp_path)
+    app = create_web_app(settings, services=in_memory_services(settings))
+    with ThreadPoolExecutor(1) as worker:
+        sent = worker.submit(asyncio.run, _start_and_stop(app)).result()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert "login_limiter" not in vars(app.pages.state.web)
