@@ -6,7 +6,9 @@ catalog, never from the exception: :func:`page_problem` looks up ``problem.<code
 ``problem.<code>``, then the generic ``problem.other`` with the code. An error's own message is
 English, may name internals (a file path, a Python class) and goes to the log only — except an
 :class:`~cardsvc.errors.InvalidRecord`'s, which names the field and the value the user typed (the
-admin forms need that) and is shown after the localized lead.
+admin forms need that) and is shown after the localized lead — and an
+:class:`~cardsvc.errors.ImportFileError`'s ``columns`` (the header labels a member list lacks or
+repeats, as the import template spells them), shown as ``{detail}``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ PAGE_ERRORS: tuple[tuple[type[errors.CardsvcError], int], ...] = (
 )
 REGISTRY_UNAVAILABLE = 503  # a bare RegistryError: the database did not answer (registry.services)
 GENERIC_PROBLEM = "problem.other"
+COLUMN_SEPARATOR = "、"  # between the column labels a refused member list lacks (Chinese labels)
 _HTTP_KEYS = {404: "error.not_found", 405: "error.not_found", 413: "error.too_large"}
 
 
@@ -101,6 +104,8 @@ def page_problem(exc: errors.CardsvcError) -> tuple[str, dict[str, object]]:
         values["retry_after"] = exc.retry_after
     if isinstance(exc, errors.InvalidRecord):
         values["detail"] = exc.message  # field and value the user typed; no localized form yet
+    if isinstance(exc, errors.ImportFileError):
+        values["detail"] = COLUMN_SEPARATOR.join(exc.columns)  # header labels, never cell data
     reason = getattr(exc, "reason", None)
     keys = ([f"problem.{exc.code}.{reason}"] if reason else []) + [f"problem.{exc.code}"]
     return next((key for key in keys if key in MESSAGES), GENERIC_PROBLEM), values

@@ -3,22 +3,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from msoffcrypto.format.ooxml import OOXMLFile  # type: ignore[import-untyped]
 from openpyxl import Workbook
 
+from cardsvc.config import get_settings
 from cardsvc.errors import ImportFileError
 from cardsvc.registry import columns, importer, sources
 from cardsvc.registry.columns import MEMBER_ALIASES, MEMBER_REQUIRED
 from cardsvc.verification.roles import Role
-from cardsvc.web.i18n import LANG_COOKIE, MESSAGES, Lang
+from cardsvc.web.context import WebContext
+from cardsvc.web.i18n import LANG_COOKIE, MESSAGES, Lang, translate
+from cardsvc.web.problems import install_page_handlers, page_problem
 from tests.web.support import Site
 
 _FIELD = re.compile(r'name="(csrf|nonce)" value="([^"]+)"')
@@ -145,3 +151,46 @@ def test_the_cli_line_gains_the_reason_code(tmp_path: Path) -> None:
     hinted = ImportFileError("more than 2 rows", reason="too_many_rows", hint="split the list")
     assert hinted.diagnostics() == "more than 2 rows [import_file.too_many_rows]\n  hint: split the list"
     assert ImportFileError("plain").diagnostics() == "plain [import_file]"
+
+
+MISSING = ImportFileError("missing required columns: 姓名, 身份证号 (list.csv)", reason="missing_columns",
+                          columns=("姓名", "身份证号"))
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    (Lang.zh, "缺少必填列 姓名、身份证号。"), (Lang.en, "the required column(s) 姓名、身份证号 are missing")])
+def test_page_problem_names_the_missing_columns(lang: Lang, expected: str) -> None:
+    key, values = page_problem(MISSING)
+    assert key == "problem.import_file.missing_columns" and values["detail"] == "姓名、身份证号"
+    assert expected in translate(lang, key, **values)
+
+
+def test_an_import_error_on_any_page_names_the_columns(tmp_path: Path) -> None:
+    """The generic error page (an ImportFileError not caught by the desk's import form) too."""
+    app = FastAPI()
+    settings = get_settings(env="dev", data_dir=tmp_path)
+    app.state.web = WebContext(settings=settings, sessions=None, accounts=None)  # type: ignore[arg-type]
+    install_page_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise MISSING
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/boom")
+
+    with ThreadPoolExecutor(1) as worker:  # off the event loop a browser test may hold on this thread
+        answer = worker.submit(asyncio.run, run()).result()
+    assert answer.status_code == 422 and "缺少必填列 姓名、身份证号。" in answer.text
+    assert "list.csv" not in answer.text  # the error's own message stays in the log
+
+
+def test_the_desk_import_page_names_each_missing_column(clerk: Site) -> None:
+    data = "手机号,工会\n13800000000,G1\n".encode()
+    chinese = _shown(_upload(clerk, "list.csv", data))
+    assert "缺少必填列 姓名、身份证号。" in chinese
+    clerk.client.cookies.set(LANG_COOKIE, Lang.en.value)
+    assert "the required column(s) 姓名、身份证号 are missing" in _shown(_upload(clerk, "list.csv", data))
+    clerk.client.cookies.delete(LANG_COOKIE)

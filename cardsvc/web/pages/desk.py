@@ -18,7 +18,7 @@ from cardsvc.errors import ImportFileError
 from cardsvc.web.context import web_of
 from cardsvc.web.desk import ACTIONS, MEMBER_LIST_SUFFIXES, Desk
 from cardsvc.web.forms import submit_once
-from cardsvc.web.i18n import MESSAGES
+from cardsvc.web.problems import page_problem
 from cardsvc.web.render import render, secured
 from cardsvc.web.session import user_of
 
@@ -69,9 +69,11 @@ def _import_refused(request: Request, desk: Desk, key: str, detail: str = "") ->
 
 
 def _import_problem(exc: ImportFileError) -> tuple[str, str]:
-    """(catalog key, detail) for a refused list: the specific reason, never the English message."""
-    key = f"problem.import_file.{exc.reason}"
-    return (key if key in MESSAGES else "desk.import.unreadable"), "、".join(exc.columns)
+    """(catalog key, detail) for a refused list: the specific reason (with the columns it names, as
+    every page shows them), never the English message."""
+    key, values = page_problem(exc)
+    specific = key.startswith("problem.import_file.")
+    return (key if specific else "desk.import.unreadable"), str(values.get("detail", ""))
 
 
 @router.get("/import/reports/{report_id}", name="desk_import_report")
