@@ -7,8 +7,15 @@ very last command, so every earlier step can be redone after a tear):
 2. NDEF URL with SUN placeholders, then the card record in the NDEF file's tail;
 3. NDEF file settings (SDM on: PICCData + SDMMAC mirrors), CC file locked;
 4. ChangeKey for slots 4, 3, 2, 1 (a slot whose version already is the target is skipped);
-5. check what a verifier will check — data_read key reads file 03, a SUN read verifies with the
-   SDM keys — and only then 6. ChangeKey slot 0: the point of no return.
+5. check what a verifier will check — the data_read key reads the chip's UID and file 03, one read
+   of the NDEF file gives the card record and a SUN that verifies with the SDM keys — and only
+   then 6. ChangeKey slot 0: the point of no return. What step 5 read from the card is the read-back
+   (key 0 is the only thing that changes after it; issuance reads the card back once more anyway).
+
+Every APDU costs a real reader 15–60 ms, so none is sent in vain: while key 0 is factory,
+personalisation tells factory from partial by the key versions alone (both are completed the same
+way, every file's settings and data rewritten), without the status probe's GetFileSettings and
+NDEF-content reads; and step 5 reads the NDEF file with one READ BINARY by short file identifier.
 
 Status words become errors through :data:`NTAG424_SW` only; nothing above compares SWs.
 """
@@ -79,7 +86,7 @@ NTAG424_SW = StatusTable({
 class _Probe:
     uid: bytes
     versions: tuple[int, ...]
-    settings: dict[int, FileSettings]
+    settings: dict[int, FileSettings] | None  # None: not read (personalisation, key 0 factory)
 
 
 class Ntag424Driver:
@@ -132,11 +139,14 @@ class Ntag424Driver:
         self._native(conn, 0xAF, b"", "GetVersion", more=True)
         self._native(conn, 0xAF, b"", "GetVersion")
 
-    def _probe(self, conn: CardConnection) -> _Probe:
+    def _probe(self, conn: CardConnection, *, with_settings: bool = True) -> _Probe:
         self._select_app(conn)
         uid = self.read_uid(conn)
         self._identify(conn)
         versions = tuple(self._key_version(conn, n) for n in range(5))
+        return _Probe(uid, versions, self._file_settings(conn) if with_settings else None)
+
+    def _file_settings(self, conn: CardConnection) -> dict[int, FileSettings]:
         settings = {}
         for spec in self.cfg.files.values():
             raw, _ = self._native(conn, 0xF5, bytes((spec.number,)), "GetFileSettings")
@@ -144,7 +154,7 @@ class Ntag424Driver:
                 settings[spec.number] = FileSettings.parse(raw)
             except ValueError as exc:
                 raise CardIntegrityError(f"file {spec.number:02X} settings unreadable") from exc
-        return _Probe(uid, versions, settings)
+        return settings
 
     def _key_version(self, conn: CardConnection, key_no: int) -> int:
         raw, _ = self._native(conn, 0x64, bytes((key_no,)), "GetKeyVersion")
@@ -168,15 +178,22 @@ class Ntag424Driver:
         return states
 
     def _classify(self, conn: CardConnection, probe: _Probe, slots: dict[str, str]) -> tuple[CardState, str]:
+        """From a full probe (file settings read). With ``probe.settings`` None (personalisation),
+        a card whose key 0 is still factory is only told factory / partial by its key versions:
+        personalisation completes both the same way, rewriting every file's settings and data."""
         master = slots[self.cfg.slot(0).role]
-        personal = all(self._looks_personalised(probe.settings[f.number], f) for f in self.cfg.files.values())
         version = f"app master key version {probe.versions[0]}"
         if master == "diversified":
+            settings = probe.settings if probe.settings is not None else self._file_settings(conn)
+            personal = all(self._looks_personalised(settings[f.number], f) for f in self.cfg.files.values())
             if personal and set(slots.values()) == {"diversified"}:
                 return CardState.personalised, f"{version}; keys diversified, files locked, SUN on"
             return CardState.unknown, f"{version} but layout or other keys incomplete"
         if master == "unknown":
             return CardState.unknown, f"{version}: not the version asked about"
+        if probe.settings is None:
+            state = CardState.factory if set(slots.values()) == {"factory"} else CardState.partial
+            return state, f"{version}; key versions only (files are rewritten either way)"
         factory = all(probe.settings[f.number] == self._factory_settings(f) for f in self.cfg.files.values())
         if factory and set(slots.values()) == {"factory"} and self._ndef_empty(conn):
             return CardState.factory, "factory keys and layout"
@@ -216,7 +233,7 @@ class Ntag424Driver:
     def personalise(self, conn: CardConnection, plan: PersonalisationPlan,
                     progress: ProgressCallback | None = None) -> CardReadout:
         step = progress or (lambda _msg: None)
-        probe = self._probe(conn)
+        probe = self._probe(conn, with_settings=False)
         keys = self._card_keys(plan.master_keys, probe.uid)
         ndef = ndef_content(self.cfg, plan.sun_base_url)
         record = card_record(self.cfg, plan.card_number, plan.credential)
@@ -231,13 +248,13 @@ class Ntag424Driver:
         self._write_files(conn, sm, plan, ndef, record, step)
         self._change_other_keys(conn, sm, keys, probe.versions, plan.master_keys.version, step)
         step("checking the card before the last key change")
-        self._check_before_commit(conn, keys, plan, probe.uid)
+        readout = self._check_before_commit(conn, keys, plan, probe.uid)
         step("changing the app master key (point of no return)")
         sm = self._authenticate(conn, 0, FACTORY_KEY)
         field = sm.protect_command(0xC4, b"\x00", change_key_data(keys[0], plan.master_keys.version),
                                    CommMode.full)
         self._native(conn, 0xC4, field, "ChangeKey 0")
-        return self._read_back(conn, plan.master_keys, known=(probe.uid, keys))
+        return readout
 
     def _write_files(self, conn: CardConnection, sm: SecureMessaging, plan: PersonalisationPlan,
                      ndef: bytes, record: bytes, step: ProgressCallback) -> None:
@@ -262,24 +279,42 @@ class Ntag424Driver:
             self._secure(conn, sm, 0xC4, bytes((slot,)), data, CommMode.full, f"ChangeKey {slot}")
 
     def _check_before_commit(self, conn: CardConnection, keys: list[bytes], plan: PersonalisationPlan,
-                             uid: bytes) -> None:
-        """Read as a verifier would. A refused key or a SUN made with other keys spoils the card;
-        a garbled answer (bad response MAC) stays a retryable CardIntegrityError: key 0 is factory."""
+                             uid: bytes) -> CardReadout:
+        """Read as a verifier would; the result is the read-back. A refused key or a SUN made with
+        other keys spoils the card; a garbled answer (bad response MAC, unreadable record) stays a
+        retryable CardIntegrityError: key 0 is factory."""
         try:
-            stored = self._read_protected(conn, keys)
+            stored = self._read_protected(conn, keys, check_uid=uid)
         except WrongKey as exc:
             raise CardSpoiled(f"card keys do not match the plan before commit: {exc.message}") from exc
-        record = self._read_record(conn)
+        content = self._read_ndef_file(conn)
+        record = parse_card_record(content[self.cfg.record.offset :])
         try:
-            self._verify_sun(conn, keys, uid)
+            self._verify_sun(_ndef_uri(content), keys, uid)
         except CardIntegrityError as exc:
             raise CardSpoiled(f"SUN keys do not match the plan before commit: {exc.message}") from exc
         same = record == (plan.card_number, len(plan.credential))
         if not same or not hmac.compare_digest(stored[: len(plan.credential)], plan.credential):
             raise CardSpoiled("card number or credential read back differs from what was written")
+        return CardReadout(uid=uid, card_number=record[0], credential=stored[: record[1]],
+                           key_version=plan.master_keys.version)
 
-    def _verify_sun(self, conn: CardConnection, keys: list[bytes], uid: bytes) -> None:
-        url = self._read_url(conn)
+    def _read_ndef_file(self, conn: CardConnection) -> bytes:
+        """The whole NDEF file as a phone's unauthenticated read sees it (one SUN mirror), read by
+        short file identifier after selecting the application: 2 APDUs for a 256-byte file."""
+        self._select_app(conn)
+        ndef, content = self.cfg.files["ndef"], b""
+        while len(content) < ndef.size:  # later chunks (files > 256 B) from the file now selected
+            offset = len(content)
+            p1, p2 = divmod(offset, 256) if offset else (0x80 | ndef.number, 0)
+            chunk, _ = self._transmit(conn, CommandApdu(0x00, 0xB0, p1, p2,
+                                                        le=min(256, ndef.size - offset)), "read NDEF file")
+            if not chunk:
+                raise CardIntegrityError("READ BINARY of the NDEF file returned no data")
+            content += chunk
+        return content
+
+    def _verify_sun(self, url: bytes, keys: list[bytes], uid: bytes) -> None:
         sun_cfg = self.cfg.sun
         message = sun.parse_sun_url(url.decode("ascii"), picc_param=sun_cfg.picc_param,
                                     mac_param=sun_cfg.mac_param)
@@ -315,14 +350,9 @@ class Ntag424Driver:
 
     def read_back(self, conn: CardConnection, master_keys: MasterKeys) -> CardReadout:
         """Authenticate with the card's data_read key; card number and credential from the card."""
-        return self._read_back(conn, master_keys, known=None)
-
-    def _read_back(self, conn: CardConnection, master_keys: MasterKeys,
-                   known: tuple[bytes, list[bytes]] | None) -> CardReadout:
-        """``known``: a UID and its card keys already derived (reused only for the same UID)."""
         self._select_app(conn)
         uid = self.read_uid(conn)
-        keys = known[1] if known is not None and known[0] == uid else self._card_keys(master_keys, uid)
+        keys = self._card_keys(master_keys, uid)
         protected = self._read_protected(conn, keys, check_uid=uid)
         number, cred_len = self._read_record(conn)
         return CardReadout(uid=uid, card_number=number, credential=protected[:cred_len],
@@ -363,3 +393,10 @@ class Ntag424Driver:
         url = self._read_url(conn)
         return CardProof(kind="sun", uid=self.read_uid(conn), challenge=challenge, payload=url)
 
+
+def _ndef_uri(content: bytes) -> bytes:
+    """The URI in an NDEF file's content (NLEN ‖ message ‖ …)."""
+    length = int.from_bytes(content[:2], "big")
+    if not 5 < length <= len(content) - 2:
+        raise CardIntegrityError("NDEF file holds no URI record")
+    return parse_uri_message(content[2 : 2 + length])

@@ -39,7 +39,7 @@ TOTAL = _personalisation_length(load_profile(PROFILE_PATH))
 
 
 def test_personalisation_is_long_enough_to_matter(profile: Profile) -> None:
-    assert _personalisation_length(profile) == TOTAL > 40
+    assert _personalisation_length(profile) == TOTAL > 30
 
 
 @pytest.mark.parametrize("k", range(TOTAL))
