@@ -19,6 +19,10 @@ Personalisation order — and why:
    present, so replaying it after a tear is a free, counter-neutral compare-and-swap;
 6. authenticate to the ADF again and write the marker COMPLETE.
 
+What step 4 read (and compared with the plan) under the card's keys is the read-back that
+personalisation returns: only the MF key and the marker change after it, and issuance reads the
+card back once more anyway — an APDU costs a real reader 15–60 ms, none is sent twice.
+
 A retry reads the marker (free) and resumes: no marker / INTENT torn → start again from 1 (the MF
 key is certainly the factory key); INTENT or COMPLETE torn → finish 4–6; COMPLETE → compare.
 Each authentication uses the single key the marker says must be there; none is ever guessed.
@@ -155,19 +159,15 @@ class FmcosDriver:
             return self._already_complete(conn, plan)
         if stage is Stage.building:
             self._build(session, plan, keys, step)
-        self._finish(session, plan, keys, step)
-        return self._read_back(conn, plan.master_keys, known=(uid, keys))
+        number, credential = self._finish(session, plan, keys, step)
+        return CardReadout(uid=uid, card_number=number, credential=credential,
+                           key_version=plan.master_keys.version)
 
     def read_back(self, conn: CardConnection, master_keys: MasterKeys) -> CardReadout:
         """Read the card number, the MAC-protected credential and the key version."""
-        return self._read_back(conn, master_keys, known=None)
-
-    def _read_back(self, conn: CardConnection, master_keys: MasterKeys,
-                   known: tuple[bytes, _CardKeys] | None) -> CardReadout:
-        """``known``: a UID and its card keys already derived (reused only for the same UID)."""
         session = FmcosSession(conn, self.cs)
         uid = session.uid()
-        keys = known[1] if known is not None and known[0] == uid else self.card_keys(master_keys, uid)
+        keys = self.card_keys(master_keys, uid)
         session.select_fid(self.config.mf.fid, "MF")
         session.select_name(self.config.application.df_name, "application")
         stage, version = self._read_stage(session)
@@ -301,12 +301,15 @@ class FmcosDriver:
         session.select_fid(self.config.file("status").fid, "status file")
 
     def _finish(self, session: FmcosSession, plan: PersonalisationPlan, keys: _CardKeys,
-                step: ProgressCallback) -> None:
+                step: ProgressCallback) -> tuple[str, bytes]:
+        """Steps 4–6; returns the card number and credential as read from the card in step 4."""
         step("verify")
         self._enter_application(session, keys)
-        if self._read_data(session, keys) != (plan.card_number, plan.credential):
+        data = self._read_data(session, keys)
+        if data != (plan.card_number, plan.credential):
             self._write_data(session, plan, keys)
-            if self._read_data(session, keys) != (plan.card_number, plan.credential):
+            data = self._read_data(session, keys)
+            if data != (plan.card_number, plan.credential):
                 raise CardIntegrityError("card data does not read back as written")
         self._self_test(session, keys)
         step("change_mf_key")
@@ -315,6 +318,7 @@ class FmcosDriver:
         self._enter_application(session, keys)
         session.select_fid(self.config.file("status").fid, "status file")
         session.update_binary(encode_marker(Stage.complete, plan.master_keys.version), "status")
+        return data
 
     def _enter_application(self, session: FmcosSession, keys: _CardKeys) -> None:
         """Select the ADF and authenticate with its admin key: proves the plan's keys are the
