@@ -295,9 +295,10 @@ class InvalidRecord(RegistryError):
 
     code = "invalid_record"
 
-    def __init__(self, message: str, *, field: str, reason: str = "invalid") -> None:
+    def __init__(self, message: str, *, field: str, reason: str = "invalid", value: str = "") -> None:
         self.field = field
         self.reason = reason
+        self.value = value  # what the user typed (a code or id, never personal data): pages echo it
         super().__init__(f"{field}: {message}")
 
 

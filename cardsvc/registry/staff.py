@@ -110,16 +110,18 @@ def check_password_rules(password: str) -> None:
 
 def _check_new(new: NewStaff) -> None:
     if not _USERNAME.match(new.username):
-        raise InvalidRecord("a username is 2-64 of a-z 0-9 _ . - (lower case)", field="username")
+        raise InvalidRecord("a username is 2-64 of a-z 0-9 _ . - (lower case)", field="username",
+                            reason="username_format")
     if not new.display_name.strip() or len(new.display_name) > 80:
-        raise InvalidRecord("a display name is 1-80 characters", field="display_name")
+        raise InvalidRecord("a display name is 1-80 characters", field="display_name", reason="length_1_80")
     check_password_rules(new.password)
     bound = {"service_point_id": new.service_point_id, "partner_base_id": new.partner_base_id}
     wanted = _BINDINGS.get(new.role)
     for name, value in bound.items():
         if (name == wanted) != bool(value):
+            reason = "binding_needed" if name == wanted else "binding_not_taken"
             raise InvalidRecord(f"role {new.role} {'needs' if name == wanted else 'takes no'} {name}",
-                                field=name)
+                                field=name, reason=reason)
 
 
 class StaffAccounts:
@@ -261,7 +263,7 @@ class StaffAccounts:
         refused by the workflow's own state checks, and the loser's nonce row is not written.
         """
         if not nonce or len(nonce) > 64:
-            raise InvalidRecord("form without a valid nonce", field="nonce")
+            raise InvalidRecord("form without a valid nonce", field="nonce", reason="stale_form")
         with self._sessions() as session:
             earlier = repo.nonce(session, value=nonce)
             if earlier is not None:

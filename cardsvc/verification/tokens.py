@@ -64,12 +64,15 @@ def _check_binding(role: Role, service_point_id: str | None, partner_base_id: st
     """service_point clients name exactly one service point, partners one base, others neither."""
     want_point, want_base = role is Role.service_point, role is Role.partner
     if want_point != (service_point_id is not None):
-        raise InvalidRecord("required for service_point clients only", field="service_point_id")
+        raise InvalidRecord("required for service_point clients only", field="service_point_id",
+                            reason="binding_needed" if want_point else "binding_not_taken")
     if want_base != (partner_base_id is not None):
-        raise InvalidRecord("required for partner clients only", field="partner_base_id")
+        raise InvalidRecord("required for partner clients only", field="partner_base_id",
+                            reason="binding_needed" if want_base else "binding_not_taken")
     for name, value in (("service_point_id", service_point_id), ("partner_base_id", partner_base_id)):
         if value is not None and not _PLACE_ID_RE.fullmatch(value):
-            raise InvalidRecord("1-64 characters of A-Z a-z 0-9 _ . : -", field=name)
+            raise InvalidRecord("1-64 characters of A-Z a-z 0-9 _ . : -", field=name, reason="place_code",
+                                value=value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,7 @@ def new_client(
     """A new client with a new random token, not stored yet: the caller adds ``client`` (only its
     hash) in the transaction that also records the change."""
     if not 1 <= len(label) <= 80:
-        raise InvalidRecord("1-80 characters", field="label")
+        raise InvalidRecord("1-80 characters", field="label", reason="length_1_80")
     client_id, token = new_token()
     record = ClientRecord(
         client_id=client_id,

@@ -167,9 +167,11 @@ class AdminDesk:
     def check_places(self, point: str | None, base: str | None) -> None:
         """A binding names an existing service point / partner base (or none)."""
         if point and point not in {p.code for p in self.points()}:
-            raise InvalidRecord(f"no service point {point}", field="service_point")
+            raise InvalidRecord(f"no service point {point}", field="service_point",
+                                reason="unknown_service_point", value=point)
         if base and base not in {b.code for b in self.bases()}:
-            raise InvalidRecord(f"no partner base {base}", field="partner_base")
+            raise InvalidRecord(f"no partner base {base}", field="partner_base",
+                                reason="unknown_partner_base", value=base)
 
     def points(self) -> list[ServicePoint]:
         return self.db.read(lambda s: list(s.scalars(select(ServicePoint).order_by(col(ServicePoint.code)))))
@@ -198,14 +200,16 @@ class AdminDesk:
 
     def save_programme(self, spec: ProgrammeSpec) -> None:
         if spec.ends_on < spec.starts_on:
-            raise InvalidRecord("the programme ends before it starts", field="ends_on")
+            raise InvalidRecord("the programme ends before it starts", field="ends_on",
+                                reason="ends_before_start")
         if spec.quota < 0:
-            raise InvalidRecord("the quota cannot be negative", field="quota")
+            raise InvalidRecord("the quota cannot be negative", field="quota", reason="negative")
         self.check_places(None, spec.base_code)
         known = {code for code, _ in self.categories()}
         unknown = sorted(set(spec.categories) - known)
         if unknown:
-            raise InvalidRecord(f"unknown categories: {', '.join(unknown)}", field="categories")
+            raise InvalidRecord(f"unknown categories: {', '.join(unknown)}", field="categories",
+                                reason="unknown_category", value=", ".join(unknown))
         self.audited("programme.save", spec.code, "saved", lambda s: _save_programme(s, spec))
 
     # --- consents and erasure ---------------------------------------------------------------
@@ -257,7 +261,7 @@ class AdminDesk:
     def answer_request(self, request_id: int, status: RequestStatus, note: str) -> None:
         """Mark the request answered; ``done`` also withdraws or erases, in the same transaction."""
         if status is RequestStatus.pending:
-            raise InvalidRecord("an answer is done or refused", field="status")
+            raise InvalidRecord("an answer is done or refused", field="status", reason="not_an_answer")
 
         def change(session: Session) -> None:
             request = requests.open_request(session, request_id)
@@ -297,7 +301,8 @@ def _save_programme(session: Session, spec: ProgrammeSpec) -> None:
                    categories=spec.categories, named_list=bool(spec.named))
     if spec.named:
         if len(spec.named) > MAX_NAMED:
-            raise InvalidRecord(f"at most {MAX_NAMED} members on a named list", field="named")
+            raise InvalidRecord(f"at most {MAX_NAMED} members on a named list", field="named",
+                                reason="too_many_members")
         members = [_member(session, pid) for pid in spec.named]
         rows = [ProgrammeMember(programme_code=spec.code, member_id=int(m.id or 0)) for m in members]
         repo.save_all(session, objects=rows)
@@ -307,4 +312,5 @@ def _member(session: Session, public_id: str) -> Member:
     try:
         return registry_repo.get_member(session, public_id=public_id)
     except NotFound:
-        raise InvalidRecord(f"no member {public_id} for the named list", field="named") from None
+        raise InvalidRecord(f"no member {public_id} for the named list", field="named",
+                            reason="unknown_member", value=public_id) from None

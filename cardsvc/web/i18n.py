@@ -8,6 +8,7 @@ every key has both languages. Add keys with the page that uses them (docs/web.md
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -630,6 +631,72 @@ MESSAGES: Mapping[str, Mapping[Lang, str]] = MappingProxyType({
     "admin.requests.answered": _m("最近办理的申请", "Recently answered"),
     "admin.requests.status.done": _m("已办理", "Done"),
     "admin.requests.status.refused": _m("已拒绝", "Refused"),
+    # why a form field was refused (cardsvc.web.problems): "<field>: <reason>", each part from here
+    "invalid.item": _m("{field}：{reason}", "{field}: {reason}"),
+    "invalid.item_value": _m("{field}：{reason}（{value}）", "{field}: {reason} ({value})"),
+    "invalid.invalid": _m("格式或取值不正确", "not valid"),
+    "invalid.missing": _m("必须填写", "required"),
+    "invalid.string_too_long": _m("太长（最多 {max_length} 个字符）",
+                                  "too long (at most {max_length} characters)"),
+    "invalid.string_too_short": _m("太短（至少 {min_length} 个字符）",
+                                   "too short (at least {min_length} characters)"),
+    "invalid.string_pattern_mismatch": _m("格式不正确", "not in the expected form"),
+    "invalid.enum": _m("不是可选的值", "not one of the choices"),
+    "invalid.literal_error": _m("不是可选的值", "not one of the choices"),
+    "invalid.int_parsing": _m("应为整数", "must be a whole number"),
+    "invalid.int_from_float": _m("应为整数", "must be a whole number"),
+    "invalid.date_parsing": _m("应为日期，如 2026-03-01", "must be a date, e.g. 2026-03-01"),
+    "invalid.date_from_datetime_parsing": _m("应为日期，如 2026-03-01", "must be a date, e.g. 2026-03-01"),
+    "invalid.date_from_datetime_inexact": _m("应为日期，如 2026-03-01", "must be a date, e.g. 2026-03-01"),
+    "invalid.greater_than_equal": _m("不能小于 {ge}", "must be at least {ge}"),
+    "invalid.less_than_equal": _m("不能大于 {le}", "must be at most {le}"),
+    "invalid.unknown_service_point": _m("没有此服务点", "no such service point"),
+    "invalid.unknown_partner_base": _m("没有此合作基地", "no such partner base"),
+    "invalid.unknown_category": _m("含有不存在的会员类别", "names a member category that does not exist"),
+    "invalid.unknown_member": _m("含有不存在的会员编号", "names a member who does not exist"),
+    "invalid.too_many_members": _m("人数超过指定名单的上限", "more members than a named list may hold"),
+    "invalid.both_lists": _m("会员类别与指定名单只能选一种",
+                             "choose member categories or a named list, not both"),
+    "invalid.ends_before_start": _m("早于开始日期", "is before the start date"),
+    "invalid.negative": _m("不能为负数", "cannot be negative"),
+    "invalid.not_an_answer": _m("请选择办理或拒绝", "choose done or refused"),
+    "invalid.length_1_80": _m("应为 1–80 个字符", "1–80 characters"),
+    "invalid.username_format": _m("应为 2–64 个小写字母、数字或 _ . -",
+                                  "2–64 lower-case letters, digits or _ . -"),
+    "invalid.too_short": _m("太短，请加长", "too short: make it longer"),
+    "invalid.binding_needed": _m("此角色必须选择", "required for this role"),
+    "invalid.binding_not_taken": _m("此角色不能选择", "not taken by this role"),
+    "invalid.place_code": _m("应为 1–64 个字母、数字或 _ . : -", "1–64 letters, digits or _ . : -"),
+    "invalid.stale_form": _m("表单已失效，请刷新页面后重试",
+                             "the form expired: reload the page and try again"),
+    # form fields named in those messages
+    "field.label": _m("说明", "Label"),
+    "field.role": _m("角色", "Role"),
+    "field.service_point": _m("服务站", "Service point"),
+    "field.service_point_id": _m("服务站", "Service point"),
+    "field.partner_base": _m("疗休养基地", "Partner base"),
+    "field.partner_base_id": _m("疗休养基地", "Partner base"),
+    "field.partner": _m("疗休养基地", "Partner base"),
+    "field.base_code": _m("疗休养基地", "Partner base"),
+    "field.username": _m("用户名", "Username"),
+    "field.display_name": _m("显示名称", "Display name"),
+    "field.password": _m("密码", "Password"),
+    "field.code": _m("代码", "Code"),
+    "field.name": _m("名称", "Name"),
+    "field.org_code": _m("所属工会代码", "Union code"),
+    "field.sort": _m("排序", "Order"),
+    "field.city": _m("城市", "City"),
+    "field.starts_on": _m("开始日期", "Start date"),
+    "field.ends_on": _m("结束日期", "End date"),
+    "field.quota": _m("名额", "Quota"),
+    "field.categories": _m("会员类别", "Member categories"),
+    "field.named": _m("指定名单", "Named list"),
+    "field.member": _m("会员编号", "Member id"),
+    "field.kind": _m("申请类型", "Request type"),
+    "field.request_id": _m("申请编号", "Request number"),
+    "field.note": _m("备注", "Note"),
+    "field.status": _m("办理结果", "Answer"),
+    "field.nonce": _m("表单", "Form"),
 })
 
 
@@ -641,7 +708,28 @@ def parse_lang(value: str | None) -> Lang:
         return DEFAULT_LANG
 
 
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """A catalog message as a placeholder's value: translated in the language of the text it is put
+    into (a tuple of phrases is joined with that language's list separator)."""
+
+    key: str
+    values: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
+LIST_SEPARATOR: Mapping[Lang, str] = MappingProxyType({Lang.zh: "；", Lang.en: "; "})
+
+
+def _rendered(lang: Lang, value: object) -> object:
+    if isinstance(value, Phrase):
+        return translate(lang, value.key, **value.values)
+    if isinstance(value, tuple) and value and all(isinstance(v, Phrase) for v in value):
+        return LIST_SEPARATOR[lang].join(str(_rendered(lang, v)) for v in value)
+    return value
+
+
 def translate(lang: Lang, key: str, **values: object) -> str:
-    """The message ``key`` in ``lang`` with ``{placeholders}`` filled; unknown keys raise KeyError."""
+    """The message ``key`` in ``lang`` with ``{placeholders}`` filled (a :class:`Phrase` value in
+    ``lang`` too); unknown keys raise KeyError."""
     text = MESSAGES[key][lang]
-    return text.format(**values) if values else text
+    return text.format(**{name: _rendered(lang, v) for name, v in values.items()}) if values else text

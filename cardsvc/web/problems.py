@@ -4,16 +4,17 @@ One table maps the cardsvc error tree to an HTTP status; anything else is a 500 
 id that matches the server log line (as the API's problem+json does). The text shown comes from the
 catalog, never from the exception: :func:`page_problem` looks up ``problem.<code>.<reason>``, then
 ``problem.<code>``, then the generic ``problem.other`` with the code. An error's own message is
-English, may name internals (a file path, a Python class) and goes to the log only — except an
-:class:`~cardsvc.errors.InvalidRecord`'s, which names the field and the value the user typed (the
-admin forms need that) and is shown after the localized lead — and an
+English, may name internals (a file path, a Python class) and goes to the log only. A refused form
+field (an :class:`~cardsvc.errors.InvalidRecord`, or the form's own validation) is shown as its
+label and a short reason, both from the catalog (``field.<name>``, ``invalid.<reason>``). An
 :class:`~cardsvc.errors.ImportFileError`'s ``columns`` (the header labels a member list lacks or
-repeats, as the import template spells them), shown as ``{detail}``.
+repeats, as the import template spells them) are shown as ``{detail}``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
@@ -23,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardsvc import errors
 from cardsvc.logging import get_logger
-from cardsvc.web.i18n import MESSAGES
+from cardsvc.web.i18n import MESSAGES, Phrase
 from cardsvc.web.render import render, secured
 from cardsvc.web.session import CsrfRefused, LoginRequired, safe_next
 
@@ -46,6 +47,9 @@ PAGE_ERRORS: tuple[tuple[type[errors.CardsvcError], int], ...] = (
 )
 REGISTRY_UNAVAILABLE = 503  # a bare RegistryError: the database did not answer (registry.services)
 GENERIC_PROBLEM = "problem.other"
+# The number a reason's message names, from pydantic's error context (a bound, never the input).
+REASON_LIMITS = {"string_too_long": "max_length", "string_too_short": "min_length",
+                 "greater_than_equal": "ge", "less_than_equal": "le"}
 COLUMN_SEPARATOR = "、"  # between the column labels a refused member list lacks (Chinese labels)
 _HTTP_KEYS = {404: "error.not_found", 405: "error.not_found", 413: "error.too_large"}
 
@@ -103,7 +107,7 @@ def page_problem(exc: errors.CardsvcError) -> tuple[str, dict[str, object]]:
     if isinstance(exc, errors.RateLimited):
         values["retry_after"] = exc.retry_after
     if isinstance(exc, errors.InvalidRecord):
-        values["detail"] = exc.message  # field and value the user typed; no localized form yet
+        values["detail"] = invalid_field(exc.field, exc.reason, value=exc.value)  # English: the log only
     if isinstance(exc, errors.ImportFileError):
         values["detail"] = COLUMN_SEPARATOR.join(exc.columns)  # header labels, never cell data
     reason = getattr(exc, "reason", None)
@@ -111,11 +115,43 @@ def page_problem(exc: errors.CardsvcError) -> tuple[str, dict[str, object]]:
     return next((key for key in keys if key in MESSAGES), GENERIC_PROBLEM), values
 
 
+def field_name(name: str) -> Phrase | str:
+    """A form field's label in the catalog (``field.<name>``), else its name as the form sends it."""
+    key = f"field.{name}"
+    return Phrase(key) if key in MESSAGES else name
+
+
+def invalid_field(name: str, reason: str, limits: Mapping[str, object] | None = None, *,
+                  value: str = "") -> Phrase:
+    """``<field label>: <short reason> (<value typed>)`` from the catalog: ``invalid.<field>.<reason>``,
+    else ``invalid.<reason>``, else the generic ``invalid.invalid``. ``limits`` fill a reason's
+    numbers; ``value`` is what the user typed (an InvalidRecord's, never pydantic's input)."""
+    limits = limits or {}
+    keys = (f"invalid.{name}.{reason}", f"invalid.{reason}")
+    found = next((key for key in keys if key in MESSAGES), "invalid.invalid")
+    needed = REASON_LIMITS.get(reason)
+    if needed is not None and needed not in limits:  # a bound the message names but nobody gave
+        found, limits = "invalid.invalid", {}
+    parts: dict[str, object] = {"field": field_name(name), "reason": Phrase(found, limits)}
+    return Phrase("invalid.item_value", {**parts, "value": value}) if value else Phrase("invalid.item", parts)
+
+
+def validation_details(exc: RequestValidationError) -> tuple[Phrase, ...]:
+    """Each refused form field once, with pydantic's error type as the reason (never the input)."""
+    details: dict[str, Phrase] = {}
+    for error in exc.errors():
+        names = [str(part) for part in error.get("loc", ()) if isinstance(part, str) and part != "body"]
+        name = names[-1] if names else ""
+        context = error.get("ctx") or {}
+        limits = {k: v for k, v in context.items()
+                  if k in REASON_LIMITS.values() and isinstance(v, int | float) and not isinstance(v, bool)}
+        details.setdefault(name, invalid_field(name, str(error.get("type", "invalid")), limits))
+    return tuple(details.values())
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
-    fields = []
-    if isinstance(exc, RequestValidationError):
-        fields = [str(e.get("loc", ("",))[-1]) for e in exc.errors()]  # names only, never the input
-    return error_page(request, 422, "error.invalid", detail=", ".join(fields))
+    details = validation_details(exc) if isinstance(exc, RequestValidationError) else ()
+    return error_page(request, 422, "error.invalid", detail=details)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

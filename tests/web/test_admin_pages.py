@@ -213,7 +213,7 @@ def test_a_programme_ending_before_it_starts_is_refused(admin: Site) -> None:
     answer = admin.post("/admin/programmes", data={
         **fields, "code": "p-bad", "base_code": "base-beidaihe", "name": "x", "starts_on": "2026-05-31",
         "ends_on": "2026-05-01", "quota": "5"})
-    assert answer.status_code == 422 and "ends before it starts" in answer.text
+    assert answer.status_code == 422 and "结束日期：早于开始日期" in answer.text
     with Session(admin.engine) as session:
         assert session.get(Programme, "p-bad") is None
 

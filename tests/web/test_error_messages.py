@@ -43,8 +43,9 @@ REASONS = {  # reasons raised in the code base for the page-reachable errors tha
                       "already_checked_in", "already_checked_out", "no_recent_verification",
                       "idempotency_key_reused"),
 }
-# An invalid record's message (field and the value typed) is shown after the localized lead.
-ECHOES_INPUT = (errors.InvalidRecord,)
+# No error's own message is shown: an invalid record shows its field's label, a catalog reason and
+# only the ``value`` it was given (none here; tests/web/test_form_errors.py covers the value).
+ECHOES_INPUT: tuple[type[errors.CardsvcError], ...] = ()
 _ARGS: dict[str, Any] = {"reason": "some_reason", "field": "quota", "retry_after": 7, "file": "p.toml",
                          "sw": 0x6A82, "index": 0}
 

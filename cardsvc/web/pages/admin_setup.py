@@ -85,7 +85,8 @@ def programme_save(request: Request, nonce: NonceField, code: Code, base_code: C
                    named: Annotated[str, Form(max_length=20_000)] = "") -> Response:
     members, groups = _codes(named), tuple(categories or ())
     if members and groups:
-        raise InvalidRecord("choose eligible categories or a named list, not both", field="named")
+        raise InvalidRecord("choose eligible categories or a named list, not both", field="named",
+                            reason="both_lists")
     spec = ProgrammeSpec(code=code, base_code=base_code, name=name.strip(), starts_on=starts_on,
                          ends_on=ends_on, quota=quota, categories=groups, named=members)
     return _saved(request, nonce, lambda: admin_desk(request).save_programme(spec), "programmes")
@@ -146,7 +147,8 @@ def request_file(request: Request, nonce: NonceField, member: PublicId, kind: An
                  partner: Annotated[str, Form(max_length=64)] = "") -> Response:
     base = optional(partner) if kind is RequestKind.consent_withdrawal else None
     if base is not None and re.fullmatch(CODE, base) is None:
-        raise InvalidRecord("the partner base code is not valid", field="partner")
+        raise InvalidRecord("the partner base code is not valid", field="partner", reason="place_code",
+                            value=base)
 
     def work() -> str:
         admin_desk(request).file_request(kind, member, base)
@@ -158,7 +160,7 @@ def request_file(request: Request, nonce: NonceField, member: PublicId, kind: An
 @router.post("/privacy/requests/confirm", name="admin_request_confirm")
 def request_confirm(request: Request, request_id: RequestId, status: Answer, note: Note = "") -> Response:
     if status is RequestStatus.pending:
-        raise InvalidRecord("an answer is done or refused", field="status")
+        raise InvalidRecord("an answer is done or refused", field="status", reason="not_an_answer")
     return render(request, "admin/confirm.html", question_key=f"admin.requests.{status.value}_question",
                   subject=f"#{request_id}", effect_key=f"admin.requests.{status.value}_effect",
                   action=path_of(request, "admin_request_answer"), back=path_of(request, "admin_privacy"),
