@@ -21,8 +21,7 @@ from cardsvc.credential import (
 from cardsvc.credential.bundle import card_number_word
 from cardsvc.credential.cose import encode_sign1, protected_header, sig_structure
 from cardsvc.errors import BundleError
-
-from .conftest import NOW, issuer_key
+from tests.support.credentials import NOW, issuer_key
 
 ISSUED_CARDS = 1_000_000
 REVOKED_CARDS = 20_000

@@ -18,8 +18,7 @@ from cardsvc.credential import (
     to_qr_text,
 )
 from cardsvc.errors import ConfigError, KeyStoreError
-
-from .conftest import make_claims
+from tests.support.credentials import make_claims
 
 runner = CliRunner()
 

@@ -26,8 +26,7 @@ from cardsvc.credential import (
 from cardsvc.credential.keys import load_public_key, private_bytes, signature_check
 from cardsvc.credential.token import check_signature
 from cardsvc.errors import CredentialVerificationError, MalformedCredential
-
-from .conftest import make_claims
+from tests.support.credentials import make_claims
 
 LONGEST_CARD = "9" * 16
 

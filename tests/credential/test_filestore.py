@@ -27,8 +27,7 @@ from cardsvc.credential import (
 )
 from cardsvc.credential.filestore import FileKeyStore
 from cardsvc.errors import KeyStoreError
-
-from .conftest import NOW, make_claims
+from tests.support.credentials import NOW, make_claims
 
 FAST = 2**10  # scrypt cost for tests; the default (2**15) is exercised once below
 

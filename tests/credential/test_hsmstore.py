@@ -31,8 +31,7 @@ from cardsvc.credential import (
 )
 from cardsvc.credential.hsmstore import Pkcs11KeyStore
 from cardsvc.errors import KeyStoreError
-
-from .conftest import NOW, make_claims
+from tests.support.credentials import NOW, make_claims
 
 pytestmark = pytest.mark.softhsm
 

@@ -23,8 +23,7 @@ from cardsvc.credential import (
 )
 from cardsvc.credential.qr import make_qr, qr_version
 from cardsvc.errors import MalformedCredential
-
-from .conftest import make_claims
+from tests.support.credentials import make_claims
 
 
 @pytest.fixture(params=list(Algorithm), ids=lambda a: a.label)

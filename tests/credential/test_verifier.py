@@ -21,8 +21,9 @@ from cardsvc.credential.base45 import b45encode
 from cardsvc.credential.token import check_validity
 from cardsvc.credential.verifier import CHECKS
 from cardsvc.errors import BundleError, ConfigError
+from tests.support.credentials import ISSUER, NOW, REVOKED, issuer_key, make_claims
 
-from .conftest import ISSUER, NOW, REVOKED, BundleFactory, issuer_key, make_claims
+from .conftest import BundleFactory
 
 
 def _nok(verifier: OfflineVerifier, credential: str | bytes, reason: str) -> None:

@@ -2,48 +2,41 @@
 
 ``python_verdict`` runs ``cardsvc.credential.OfflineVerifier``; ``js_verdicts`` runs the browser
 modules (``verify.js``) in a page on the same inputs, bundles, anchors and clock. Both give the
-same plain shape, so a test compares them with ``==``.
+same plain shape, so a test compares them with ``==``. Claims, key records, anchors and bundles
+come from tests/support/credentials.py, the builders tests/credential uses too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import Page
 
 from cardsvc.credential import (
     Algorithm,
-    CredentialClaims,
     IssuerKey,
     KeyState,
     OfflineVerifier,
     SoftwareSigner,
     TrustAnchor,
     VerificationResult,
-    build_trust_bundle,
+)
+from tests.support.credentials import (
+    BUNDLE_KID,
+    ED_KID,
+    ES_KID,
+    ISSUER,
+    NOW,
+    anchor_of,
+    issuer_key,
+    make_claims,
+    new_signer,
+    signed_bundle,
 )
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-ISSUER = "SZGH"
-REVOKED = ("202600000007", "0000123", "9999999999999999")
-
-
-def claims(card_number: str = "202600012345", **changes: Any) -> CredentialClaims:
-    fields: dict[str, Any] = {
-        "issuer": ISSUER, "card_number": card_number, "issued_at": NOW - timedelta(days=1),
-        "expires_at": NOW + timedelta(days=365), "profile": "n424", "key_version": 1,
-    }
-    return CredentialClaims(**(fields | changes))
-
-
-def key_record(signer: SoftwareSigner, **changes: Any) -> IssuerKey:
-    fields: dict[str, Any] = {
-        "kid": signer.kid, "alg": signer.alg, "public_key": signer.public_key_bytes(),
-        "state": KeyState.active, "not_before": NOW - timedelta(days=30), "not_after": None,
-    }
-    return IssuerKey(**(fields | changes))
+claims = make_claims  # the offline tests' name for the shared builder (tests/support/credentials.py)
 
 
 @dataclass(frozen=True)
@@ -64,28 +57,28 @@ class Keys:
     def generate(cls) -> Keys:
         ed, es = Algorithm.eddsa, Algorithm.es256
         return cls(
-            SoftwareSigner.generate(ed, b"\x11"), SoftwareSigner.generate(es, b"\x22"),
-            SoftwareSigner.generate(ed, b"\x33"), SoftwareSigner.generate(es, b"\x44"),
-            SoftwareSigner.generate(ed, b"\x55"), SoftwareSigner.generate(ed, b"\x99"),
-            SoftwareSigner.generate(ed, b"\xb1"), SoftwareSigner.generate(es, b"\xb2"),
-            SoftwareSigner.generate(ed, b"\xb1"),  # same kid as the real bundle key
+            new_signer(ed, ED_KID), new_signer(es, ES_KID),
+            new_signer(ed, b"\x33"), new_signer(es, b"\x44"),
+            new_signer(ed, b"\x55"), new_signer(ed, b"\x99"),
+            new_signer(ed, BUNDLE_KID), new_signer(es, b"\xb2"),
+            new_signer(ed, BUNDLE_KID),  # same kid as the real bundle key
         )
 
     def records(self) -> list[IssuerKey]:
         return [
-            key_record(self.ed), key_record(self.es),
-            key_record(self.retired, state=KeyState.retired, not_after=NOW - timedelta(days=10)),
-            key_record(self.revoked, state=KeyState.revoked),
-            key_record(self.late, not_before=NOW - timedelta(days=2)),
+            issuer_key(self.ed), issuer_key(self.es),
+            issuer_key(self.retired, state=KeyState.retired, not_after=NOW - timedelta(days=10)),
+            issuer_key(self.revoked, state=KeyState.revoked),
+            issuer_key(self.late, not_before=NOW - timedelta(days=2)),
         ]
 
     def anchors(self) -> list[TrustAnchor]:
-        return [TrustAnchor(s.kid, s.alg, s.public_key_bytes()) for s in (self.bundle_ed, self.bundle_es)]
+        return [anchor_of(s) for s in (self.bundle_ed, self.bundle_es)]
 
     def bundle(self, signer: SoftwareSigner | None = None, *, issued: datetime = NOW - timedelta(hours=1),
                expires: datetime = NOW + timedelta(days=7), issuer: str | None = ISSUER) -> bytes:
-        return build_trust_bundle(signer or self.bundle_ed, self.records(), REVOKED, 7, issued, expires,
-                                  issuer=issuer)
+        return signed_bundle(signer or self.bundle_ed, self.records(), issued_at=issued, expires_at=expires,
+                             issuer=issuer)
 
 
 def python_verdict(bundle: bytes, anchors: list[TrustAnchor], now: datetime,
