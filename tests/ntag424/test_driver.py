@@ -19,6 +19,7 @@ from cardsvc.errors import (
 from cardsvc.profiles import Profile
 from cardsvc.profiles.ntag424 import Ntag424Config
 from tests.ntag424.conftest import UID, make_plan, master_keys, verify_url
+from tests.ntag424.test_emulator import SELECT_APP, tx
 from tests.support.cards import DirectConnection
 
 
@@ -53,6 +54,34 @@ def test_personalise_read_back_and_sun(driver: Ntag424Driver, card: Ntag424Card,
                                                                             second.payload)
     assert one.uid == two.uid == UID
     assert two.counter == one.counter + 1
+
+
+def test_personalisation_spends_no_apdu_twice(driver: Ntag424Driver, card: Ntag424Card,
+                                              profile: Profile) -> None:
+    """A factory card: no GetFileSettings (key versions tell factory/partial), the NDEF file is read
+    once, and ChangeKey 0 is the last APDU — what the pre-commit check read is the read-back."""
+    plan = make_plan(profile)
+    conn = DirectConnection(card)
+    readout = driver.personalise(conn, plan)
+    assert not [apdu for apdu in conn.sent if apdu[:2] == b"\x90\xf5"]
+    assert len([apdu for apdu in conn.sent if apdu[:2] == b"\x00\xb0"]) == 1
+    assert conn.sent[-1][:2] == b"\x90\xc4" and conn.sent[-1][5] == 0  # ChangeKey, key number 0
+    assert card.to_image()["keys"][0]["version"] == plan.master_keys.version
+    assert driver.read_back(DirectConnection(card), plan.master_keys) == readout
+
+
+def test_partial_card_is_completed_from_key_versions(driver: Ntag424Driver, card: Ntag424Card,
+                                                     profile: Profile, cfg: Ntag424Config) -> None:
+    """Key 0 still factory, the (factory: free-write) NDEF file written by a phone: the status
+    probe says partial; personalisation, which reads no file, rewrites it and completes the card."""
+    plan = make_plan(profile)
+    for apdu in (SELECT_APP, "00A4000C02E104", "00D60000090007D101035500414243"):
+        assert tx(card, apdu)[1] == 0x9000
+    assert driver.status(DirectConnection(card)).state is CardState.partial
+    readout = driver.personalise(DirectConnection(card), plan)
+    assert (readout.card_number, readout.credential) == (plan.card_number, plan.credential)
+    assert driver.status(DirectConnection(card), plan.master_keys).state is CardState.personalised
+    assert verify_url(cfg, plan.master_keys, driver.prove(DirectConnection(card), b"").payload).uid == UID
 
 
 def test_no_factory_key_left_after_personalisation(driver: Ntag424Driver, card: Ntag424Card,
