@@ -6,6 +6,7 @@ Bytes in, bytes out; wrong key or block sizes raise :class:`~cardsvc.errors.Cryp
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -129,6 +130,54 @@ class AesKey:
     def cmac_t(self, data: bytes) -> bytes:
         return truncate_mac(self.cmac(data))
 
+
+class SharedAesKey:
+    """One AES-128 key held for a process's lifetime and used from many threads (a verifier's
+    master or system-wide keys): raw block encryption/decryption and its CMAC subkeys.
+
+    The key schedule and ``L = E(K, 0)`` are computed once; each thread gets its own ECB contexts
+    on first use (a context is mutable, :class:`AesKey` is one thread's). ``k1``/``k2`` are the
+    CMAC subkeys (SP 800-38B §6.1). Data must be whole blocks: a partial one would stay buffered
+    in the context and shift every later result, so it raises instead.
+    """
+
+    __slots__ = ("_cipher", "_local", "k1", "k2")
+
+    def __init__(self, key: bytes) -> None:
+        check_key(key)
+        self._cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - block primitive
+        self._local = threading.local()
+        self.k1, self.k2 = cmac_subkeys(self.encrypt_blocks(ZERO_BLOCK))
+
+    def __repr__(self) -> str:
+        return "SharedAesKey(<key hidden>)"
+
+    def encryptor(self) -> Callable[[bytes], bytes]:
+        """This thread's raw ECB encryption (a context's ``update``): for hot paths that build
+        whole blocks themselves; anything else uses :meth:`encrypt_blocks`."""
+        try:
+            update: Callable[[bytes], bytes] = self._local.encrypt
+        except AttributeError:
+            update = self._local.encrypt = self._cipher.encryptor().update
+        return update
+
+    def decryptor(self) -> Callable[[bytes], bytes]:
+        """This thread's raw ECB decryption; whole blocks only, like :meth:`encryptor`."""
+        try:
+            update: Callable[[bytes], bytes] = self._local.decrypt
+        except AttributeError:
+            update = self._local.decrypt = self._cipher.decryptor().update
+        return update
+
+    def encrypt_blocks(self, data: bytes) -> bytes:
+        """AES-ECB encryption of whole blocks with this thread's context."""
+        _check_blocks(data)
+        return self.encryptor()(data)
+
+    def decrypt_blocks(self, data: bytes) -> bytes:
+        """AES-ECB decryption of whole blocks with this thread's context."""
+        _check_blocks(data)
+        return self.decryptor()(data)
 
 def cmac(key: bytes, data: bytes) -> bytes:
     """The full 16-byte AES-CMAC of ``data``."""

@@ -107,6 +107,32 @@ def decrypt_picc_data(meta_read_key: bytes, picc_data: bytes) -> SunReading:
     return SunReading(uid=uid, counter=counter)
 
 
+class PiccDecryptor:
+    """:func:`decrypt_picc_data` under one K_SDMMetaRead, prepared once for many messages.
+
+    PICCData is one block under a zero IV, so opening it is one AES block decryption with a
+    context made once (per thread: see :class:`aes.SharedAesKey`). Results and errors equal
+    :func:`decrypt_picc_data`'s.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, meta_read_key: bytes) -> None:
+        self._key = aes.SharedAesKey(meta_read_key)
+
+    def __repr__(self) -> str:
+        return "PiccDecryptor(<key hidden>)"
+
+    def decrypt(self, picc_data: bytes) -> SunReading:
+        if len(picc_data) != aes.BLOCK:
+            raise MalformedCredential("PICCData must be 16 bytes", reason="sun_malformed")
+        plain = self._key.decryptor()(picc_data)
+        if plain[0] != PICC_DATA_TAG:
+            raise CardIntegrityError("PICCData does not decrypt to a UID+counter record (wrong key?)")
+        return SunReading(uid=plain[1 : 1 + UID_SIZE],
+                          counter=int.from_bytes(plain[1 + UID_SIZE : 4 + UID_SIZE], "little"))
+
+
 def verify_sun(
     message: SunMessage, *, meta_read_key: bytes, file_read_key: Callable[[bytes], bytes],
 ) -> SunReading:
@@ -136,6 +162,27 @@ def parse_sun_url(url: str, *, picc_param: str = "p", mac_param: str = "m") -> S
     picc = _single_hex(query, picc_param, PICC_HEX_LEN)
     mac = _single_hex(query, mac_param, MAC_HEX_LEN)
     return SunMessage(picc_data=picc, mac=mac)
+
+
+def sun_message(picc_hex: str, mac_hex: str, *, picc_param: str = "p", mac_param: str = "m") -> SunMessage:
+    """The message of a tap whose query is already split: the PICCData and SDMMAC parameter values
+    (upper- or lower-case hex), as :func:`parse_sun_url` would take them from the URL. Only hex
+    digits are accepted (no whitespace); the names are for the error messages."""
+    return SunMessage(picc_data=_hex_value(picc_hex, picc_param, PICC_HEX_LEN),
+                      mac=_hex_value(mac_hex, mac_param, MAC_HEX_LEN))
+
+
+def _hex_value(value: str, name: str, length: int) -> bytes:
+    if len(value) != length:
+        raise MalformedCredential(f"URL parameter {name!r} missing or not {length} hex digits",
+                                  reason="sun_malformed")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(raw) * 2 != length:  # fromhex skips whitespace: a short result was not all hex digits
+        raise MalformedCredential(f"URL parameter {name!r} is not hex", reason="sun_malformed")
+    return raw
 
 
 def _single_hex(query: dict[str, list[str]], name: str, length: int) -> bytes:
