@@ -18,6 +18,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from cardsvc.cardcrypto import fmcos as fc
 from cardsvc.cardcrypto import sun
@@ -28,10 +29,10 @@ from cardsvc.credential.token import (
     check_validity,
     parse_credential,
 )
-from cardsvc.errors import CardIntegrityError, CredentialVerificationError
+from cardsvc.errors import CardIntegrityError, CredentialVerificationError, KeyStoreError
 from cardsvc.profiles import Profile
 from cardsvc.profiles.fmcos import FmcosConfig
-from cardsvc.profiles.ntag424 import Ntag424Config
+from cardsvc.profiles.ntag424 import Ntag424Config, SlotDeriver
 from cardsvc.verification.keys import CardKeys, IssuerTrust
 
 
@@ -52,28 +53,47 @@ def same_credential(presented: bytes, stored: bytes | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SunChecker:
-    """SUN verification for one NTAG 424 DNA profile with the server's master keys."""
+    """SUN verification for one NTAG 424 DNA profile with the server's master keys.
+
+    Every key is prepared at :meth:`build`: the meta-read key of each version as a
+    :class:`~cardsvc.cardcrypto.sun.PiccDecryptor`, the file-read master of each version as a
+    :class:`~cardsvc.profiles.ntag424.SlotDeriver`; a tap is then a few AES block operations and
+    two CMACs. Shared by every request thread (the prepared keys keep a context per thread).
+    """
 
     config: Ntag424Config
     keys: CardKeys
-    meta_keys: tuple[tuple[int, bytes], ...]
+    meta_keys: tuple[tuple[int, sun.PiccDecryptor], ...]
+    file_read: Mapping[int, SlotDeriver]
 
     @classmethod
     def build(cls, profile: Profile, keys: CardKeys) -> SunChecker:
         config = profile.config
         if not isinstance(config, Ntag424Config):
             raise TypeError(f"profile {profile.name} is not an NTAG 424 DNA profile")
-        meta = []
+        meta, file_read = [], {}
+        si = keys.system_identifier
         for version in keys.versions():
             masters = keys.master(version)
             if config.slot(config.sun.meta_read_key).master in masters:
-                meta.append((version, config.card_key(config.sun.meta_read_key, masters, uid=b"",
-                                                      system_identifier=keys.system_identifier)))
-        return cls(config, keys, tuple(meta))
+                meta_key = config.card_key(config.sun.meta_read_key, masters, uid=b"", system_identifier=si)
+                meta.append((version, sun.PiccDecryptor(meta_key)))
+            if config.slot(config.sun.file_read_key).master in masters:
+                file_read[version] = config.card_key_deriver(config.sun.file_read_key, masters,
+                                                             system_identifier=si)
+        return cls(config, keys, tuple(meta), MappingProxyType(file_read))
 
     def parse(self, url: str) -> sun.SunMessage:
         return sun.parse_sun_url(url, picc_param=self.config.sun.picc_param,
                                  mac_param=self.config.sun.mac_param)
+
+    def message_from_params(self, picc_hex: str, mac_hex: str) -> sun.SunMessage:
+        """The message of a tap whose query string is already split: the values of the profile's
+        PICCData (``p``) and SDMMAC (``m``) parameters, without building and parsing a URL again.
+        Equals :meth:`parse` of a URL with those two values; raises ``MalformedCredential``
+        (``sun_malformed``) when either is not 32 resp. 16 hex digits."""
+        return sun.sun_message(picc_hex, mac_hex, picc_param=self.config.sun.picc_param,
+                               mac_param=self.config.sun.mac_param)
 
     def reveal(self, message: sun.SunMessage) -> list[tuple[int, sun.SunReading]]:
         """UID and counter under every key version whose meta-read key opens PICCData to tag C7.
@@ -83,7 +103,7 @@ class SunChecker:
         found: list[tuple[int, sun.SunReading]] = []
         for version, meta in self.meta_keys:
             try:
-                found.append((version, sun.decrypt_picc_data(meta, message.picc_data)))
+                found.append((version, meta.decrypt(message.picc_data)))
             except CardIntegrityError:
                 continue
         if not found:
@@ -91,13 +111,14 @@ class SunChecker:
         return found
 
     def check_mac(self, message: sun.SunMessage, reading: sun.SunReading, key_version: int) -> None:
-        masters = self.keys.master(key_version)
-        file_key = self.config.card_key(self.config.sun.file_read_key, masters, uid=reading.uid,
-                                        system_identifier=self.keys.system_identifier)
-        expected = sun.sdm_mac(file_key, reading.uid, reading.counter, message.mac_input)
+        deriver = self.file_read.get(key_version)
+        if deriver is None:  # raises KeyStoreError: no such version, or it has no file-read master
+            self.config.card_key(self.config.sun.file_read_key, self.keys.master(key_version),
+                                 uid=reading.uid, system_identifier=self.keys.system_identifier)
+            raise KeyStoreError(f"no SDM file-read master key of version {key_version}")
+        expected = sun.sdm_mac(deriver.derive(reading.uid), reading.uid, reading.counter, message.mac_input)
         if not hmac.compare_digest(expected, message.mac):
             raise CardIntegrityError("SUN MAC does not match")
-
 
 def check_internal_auth(profile: Profile, keys: CardKeys, *, key_version: int, uid: bytes,
                         challenge: bytes, cryptogram: bytes) -> None:
