@@ -51,7 +51,7 @@ def same_credential(presented: bytes, stored: bytes | None) -> None:
         raise CredentialVerificationError("not the card's current credential", reason="credential_superseded")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SunChecker:
     """SUN verification for one NTAG 424 DNA profile with the server's master keys.
 
