@@ -60,6 +60,7 @@ from cardsvc.drivers.fmcos_session import (
     df_create_data,
     ef_create_data,
     key_file_create_data,
+    short_file_id,
 )
 from cardsvc.errors import (
     CardIntegrityError,
@@ -102,6 +103,13 @@ class FmcosDriver:
         self.config: FmcosConfig = profile.config
         self.cs = fc.suite(self.config.cipher_suite)
         self._rng = rng
+        try:
+            self._sfi = {spec.role: short_file_id(spec.fid) for spec in self.config.files}
+        except ValueError as exc:
+            raise ProfileError(str(exc), file=str(profile.source), field="fmcos.files") from exc
+        if len(set(self._sfi.values())) != len(self._sfi):
+            raise ProfileError("EFs share a short file identifier (low 5 bits of the FID)",
+                               file=str(profile.source), field="fmcos.files")
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -251,7 +259,8 @@ class FmcosDriver:
         step("write_data")
         self._write_data(session, plan, keys)
         step("intent")
-        session.update_binary(encode_marker(Stage.intent, plan.master_keys.version), "status")
+        session.update_binary(encode_marker(Stage.intent, plan.master_keys.version), "status",
+                              sfi=self._sfi["status"])
 
     def _enter_mf_with_factory_key(self, session: FmcosSession) -> bool:
         session.select_fid(self.config.mf.fid, "MF")
@@ -290,15 +299,15 @@ class FmcosDriver:
             session.create_file(spec.fid, ef_create_data(spec), spec.role)
 
     def _write_data(self, session: FmcosSession, plan: PersonalisationPlan, keys: _CardKeys) -> None:
+        """EFs addressed by short file identifier (no SELECT per file), here and in the reads."""
         number = self.config.file("card_number")
-        session.select_fid(number.fid, "card number file")
-        session.update_binary(_encode_number(plan.card_number, number.size), "card number")
+        session.update_binary(_encode_number(plan.card_number, number.size), "card number",
+                              sfi=self._sfi["card_number"])
         credential = self.config.file("credential")
-        session.select_fid(credential.fid, "credential file")
         payload = len(plan.credential).to_bytes(LENGTH_PREFIX, "big") + plan.credential
         session.update_binary_protected(keys["line_protection"], payload, "credential",
-                                        encrypt=credential.protection == "mac_enc")
-        session.select_fid(self.config.file("status").fid, "status file")
+                                        encrypt=credential.protection == "mac_enc",
+                                        sfi=self._sfi["credential"])
 
     def _finish(self, session: FmcosSession, plan: PersonalisationPlan, keys: _CardKeys,
                 step: ProgressCallback) -> tuple[str, bytes]:
@@ -316,8 +325,8 @@ class FmcosDriver:
         self._swap_mf_key(session, keys, plan.master_keys.version)
         step("complete")
         self._enter_application(session, keys)
-        session.select_fid(self.config.file("status").fid, "status file")
-        session.update_binary(encode_marker(Stage.complete, plan.master_keys.version), "status")
+        session.update_binary(encode_marker(Stage.complete, plan.master_keys.version), "status",
+                              sfi=self._sfi["status"])
         return data
 
     def _enter_application(self, session: FmcosSession, keys: _CardKeys) -> None:
@@ -343,12 +352,12 @@ class FmcosDriver:
 
     def _read_data(self, session: FmcosSession, keys: _CardKeys) -> tuple[str, bytes]:
         number_spec = self.config.file("card_number")
-        session.select_fid(number_spec.fid, "card number file")
-        number = _decode_number(session.read_binary(number_spec.size, "card number"))
+        number = _decode_number(session.read_binary(number_spec.size, "card number",
+                                                    sfi=self._sfi["card_number"]))
         spec = self.config.file("credential")
-        session.select_fid(spec.fid, "credential file")
         raw = session.read_binary_protected(keys["line_protection"], spec.size, "credential",
-                                            decrypt=spec.protection == "mac_enc")
+                                            decrypt=spec.protection == "mac_enc",
+                                            sfi=self._sfi["credential"])
         length = int.from_bytes(raw[:LENGTH_PREFIX], "big")
         if length > len(raw) - LENGTH_PREFIX:
             raise CardIntegrityError("credential length prefix exceeds the file")

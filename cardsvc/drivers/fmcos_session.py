@@ -91,9 +91,9 @@ class FmcosSession:
     def select_name(self, name: bytes, what: str) -> bytes:
         return self.run(CommandApdu(0x00, 0xA4, 0x04, 0x00, name), f"SELECT {what}", name.hex())
 
-    def read_binary(self, length: int, what: str, offset: int = 0) -> bytes:
-        return self.run(CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length),
-                        f"READ BINARY {what}")
+    def read_binary(self, length: int, what: str, offset: int = 0, *, sfi: int | None = None) -> bytes:
+        """From the current EF, or (``sfi``) from that EF of the current DF, which it selects."""
+        return self.run(CommandApdu(0x00, 0xB0, *_p1p2(offset, sfi), le=length), f"READ BINARY {what}")
 
     # --- authentication --------------------------------------------------------------------------
 
@@ -137,21 +137,39 @@ class FmcosSession:
         challenge = self.challenge(4)
         self.run(fc.protect(self.cs, master, plain, challenge), f"WRITE KEY {what}")
 
-    def update_binary(self, data: bytes, what: str, offset: int = 0) -> None:
-        self.run(CommandApdu(0x00, 0xD6, offset >> 8, offset & 0xFF, data), f"UPDATE BINARY {what}")
+    def update_binary(self, data: bytes, what: str, offset: int = 0, *, sfi: int | None = None) -> None:
+        self.run(CommandApdu(0x00, 0xD6, *_p1p2(offset, sfi), data), f"UPDATE BINARY {what}")
 
     def update_binary_protected(self, line_key: bytes, data: bytes, what: str, *,
-                                encrypt: bool = False) -> None:
+                                encrypt: bool = False, sfi: int | None = None) -> None:
         body = fc.encrypt_line(self.cs, line_key, data) if encrypt else data
         challenge = self.challenge(4)
-        plain = CommandApdu(0x00, 0xD6, 0x00, 0x00, body)
+        plain = CommandApdu(0x00, 0xD6, *_p1p2(0, sfi), body)
         self.run(fc.protect(self.cs, line_key, plain, challenge), f"UPDATE BINARY {what}")
 
     def read_binary_protected(self, line_key: bytes, length: int, what: str, *,
-                              decrypt: bool = False) -> bytes:
+                              decrypt: bool = False, sfi: int | None = None) -> bytes:
         """READ BINARY with CLA 04: the answer carries a MAC under the line-protection key."""
         challenge = self.challenge(4)
-        command = fc.protect(self.cs, line_key, CommandApdu(0x00, 0xB0, 0, 0, le=length), challenge)
+        command = fc.protect(self.cs, line_key, CommandApdu(0x00, 0xB0, *_p1p2(0, sfi), le=length),
+                             challenge)
         response = self.run(command, f"READ BINARY {what}")
         data = fc.verify_response_mac(self.cs, line_key, response, challenge)
         return fc.decrypt_line(self.cs, line_key, data) if decrypt else data
+
+
+def short_file_id(fid: int) -> int:
+    """An FMCOS EF's short file identifier: the low 5 bits of its FID (1..30)."""
+    sfi = fid & 0x1F
+    if not 0 < sfi < 0x1F:
+        raise ValueError(f"EF {fid:04X} has no usable short file identifier")
+    return sfi
+
+
+def _p1p2(offset: int, sfi: int | None) -> tuple[int, int]:
+    """READ/UPDATE BINARY P1 P2: a 15-bit offset in the current EF, or ``1 0 0 SFI ‖ 8-bit offset``."""
+    if sfi is None:
+        return offset >> 8, offset & 0xFF
+    if not 0 < sfi < 0x1F or not 0 <= offset <= 0xFF:
+        raise ValueError("short file identifier 1..30 with an offset 0..255")
+    return 0x80 | sfi, offset

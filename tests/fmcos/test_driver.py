@@ -12,7 +12,7 @@ from cardsvc.apdu.model import CommandApdu
 from cardsvc.cardcrypto.fmcos import TDES, auth_cryptogram, suite, verify_internal_auth
 from cardsvc.drivers.base import CardState, MasterKeys, PersonalisationPlan, driver_for
 from cardsvc.drivers.fmcos import FmcosDriver, Stage, decode_marker, encode_marker
-from cardsvc.drivers.fmcos_session import FMCOS_SW, FmcosSession
+from cardsvc.drivers.fmcos_session import FMCOS_SW, FmcosSession, short_file_id
 from cardsvc.emulator.fmcos import FmcosCard
 from cardsvc.emulator.fmcos_fs import FACTORY_KEY
 from cardsvc.errors import (
@@ -25,6 +25,7 @@ from cardsvc.errors import (
     CryptoError,
     FileNotFound,
     IssuanceError,
+    ProfileError,
     WrongKey,
 )
 from cardsvc.logging import TRACE
@@ -350,3 +351,31 @@ def test_trace_never_shows_keys_or_cryptograms(driver: FmcosDriver, card: FmcosC
     secrets += [*plan.master_keys.keys.values(), FACTORY_KEY]
     for secret in secrets:  # … but no key material in any form
         assert secret.hex().upper() not in text and secret.hex(" ").upper() not in text
+
+
+def test_efs_are_addressed_by_short_file_id(driver: FmcosDriver, card: FmcosCard,
+                                            plan: PersonalisationPlan) -> None:
+    """No SELECT per EF during personalisation: READ/UPDATE BINARY carry ``1 0 0 SFI`` in P1; the
+    credential's line-protection MAC covers that header; nothing is sent after the COMPLETE marker."""
+    conn = DirectConnection(card)
+    readout = driver.personalise(conn, plan)
+    selected = [apdu[5:7] for apdu in conn.sent if apdu[:3] == b"\x00\xa4\x00"]
+    assert set(selected) == {b"\x3f\x00"}  # only the MF by FID; the ADF by name
+    binary = [apdu[:3] for apdu in conn.sent if apdu[1] in (0xB0, 0xD6)]
+    assert binary and all(header[2] & 0x80 for header in binary)
+    assert bytes.fromhex("04D682") in binary  # line-protected UPDATE BINARY of EF 0002
+    assert conn.sent[-1][1] == 0xD6 and conn.sent[-1][5:7] == encode_marker(Stage.complete, 1)[:2]
+    assert driver.read_back(DirectConnection(card), plan.master_keys) == readout
+
+
+def test_short_file_ids_must_be_usable_and_distinct(profile: Profile) -> None:
+    assert isinstance(profile.config, FmcosConfig)
+    assert short_file_id(0x0003) == 3
+    with pytest.raises(ValueError, match="short file identifier"):
+        short_file_id(0x0020)
+    clash = [f.model_copy(update={"fid": 0x0021}) if f.role == "status" else f
+             for f in profile.config.files]  # 0021 and 0001 share SFI 1
+    clashing = profile.model_copy(update={"config": profile.config.model_copy(update={"files": clash})})
+    with pytest.raises(ProfileError, match="short file identifier") as caught:
+        FmcosDriver(clashing)
+    assert caught.value.field == "fmcos.files"

@@ -39,7 +39,8 @@ def test_card_pulled_during_personalisation_then_completed(pcsc_stack, profile: 
     stack = pcsc_stack(1)
     card = FmcosCard.blank(uid=UID, rng=counting_rng())
     driver, plan = FmcosDriver(profile), make_plan(profile)
-    pull_during_personalisation(stack, card, driver, plan, tear_after=40)
+    # APDU 35: GET CHALLENGE of the ADF re-authentication after the MF key swap, before COMPLETE
+    pull_during_personalisation(stack, card, driver, plan, tear_after=35)
     with pcsc.connect(stack.reader_names[0]) as again:
         assert driver.status(again, plan.master_keys).state is CardState.partial
         assert driver.personalise(again, plan).card_number == plan.card_number
