@@ -1,9 +1,10 @@
 """`cardsvc serve`: the HTTP API and the staff pages under uvicorn (``cardsvc.web.app:app_from_env``).
 
 The CLI never imports the API package: uvicorn imports the factory by name in each worker, and each
-worker builds its own app from ``CARDSVC_*``. With more than one worker, Prometheus metrics are
-aggregated across workers through a fresh ``PROMETHEUS_MULTIPROC_DIR`` (removed on exit) unless one
-is already set.
+worker builds its own app from ``CARDSVC_*``. More than one worker: each listens on its own
+``SO_REUSEPORT`` socket (:mod:`cardsvc.cli.workers`), so connections spread over all of them, and
+Prometheus metrics are aggregated across workers through a fresh ``PROMETHEUS_MULTIPROC_DIR``
+(removed on exit) unless one is already set.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-import uvicorn
 
+from cardsvc.cli.workers import serve_app
 from cardsvc.config import get_settings
 
 APP_FACTORY = "cardsvc.web.app:app_from_env"  # the API and the staff pages (cardsvc/web)
@@ -36,15 +37,7 @@ def serve_command(
 ) -> None:
     settings = get_settings()  # refuse bad settings here, before any worker starts
     with _metrics_dir(workers):
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level.lower(),
-            server_header=False,
-        )
+        serve_app(APP_FACTORY, host=host, port=port, workers=workers, log_level=settings.log_level.lower())
 
 
 @contextmanager
