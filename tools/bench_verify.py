@@ -67,6 +67,8 @@ from tests.support.postgres import postgres_server
 ISSUER = "SZGH"
 PROFILE = "ntag424-dna"
 CARDS = 200
+WORKERS = 2
+WARM_UP_S = 2  # per target, before the rounds: every worker has imported, connected and compiled
 COUNTERS = 1000  # SUN URLs: CARDS x COUNTERS, sliced between the load runs
 FASTAPI_APP = '''
 from cardsvc.api.app import create_app
@@ -205,6 +207,8 @@ def free_port() -> int:
 
 def start(cmd: list[str], env: dict[str, str], port: int, *,
           health: str = "/healthz") -> subprocess.Popen[bytes]:
+    """Start a server and wait until it answers and every worker listens on its own socket (a load
+    started earlier would put all its connections on the first worker up)."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120  # a loaded 2-core machine imports slowly
     while time.monotonic() < deadline:
@@ -212,11 +216,21 @@ def start(cmd: list[str], env: dict[str, str], port: int, *,
             raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
         try:
             httpx.get(f"http://127.0.0.1:{port}{health}", timeout=0.5)
-            return proc
+            if listening_sockets(port) == WORKERS:
+                return proc
         except httpx.TransportError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     proc.kill()
-    raise SystemExit(f"server did not start within 120 s: {' '.join(cmd[-8:])}")
+    raise SystemExit(f"server did not start {WORKERS} workers within 120 s: {' '.join(cmd[-8:])}")
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``port`` (``/proc/net/tcp``: state 0A is LISTEN)."""
+    wanted = f":{port:04X}"
+    with open("/proc/net/tcp") as table:
+        return sum(1 for line in table.readlines()[1:]
+                   if line.split()[1].endswith(wanted) and line.split()[3] == "0A")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -228,11 +242,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def uvicorn_cmd(work: Path, module: str, source: str, factory: str, port: int) -> list[str]:
+def served_like_cardsvc(work: Path, module: str, source: str, factory: str, port: int) -> list[str]:
+    """A command serving ``module:factory`` exactly as ``cardsvc serve --workers 2`` serves the app
+    (:func:`cardsvc.cli.workers.serve_app`: one SO_REUSEPORT socket and uvicorn process per worker)."""
     (work / f"{module}.py").write_text(source)
-    return [sys.executable, "-m", "uvicorn", "--factory", f"{module}:{factory}", "--app-dir", str(work),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning",
-            "--no-server-header"]
+    code = (f"import sys; sys.path.insert(0, {str(work)!r}); from cardsvc.cli.workers import serve_app; "
+            f"serve_app({module + ':' + factory!r}, host='127.0.0.1', port={port}, workers={WORKERS}, "
+            "log_level='warning')")
+    return [sys.executable, "-c", code]
 
 
 # --- load --------------------------------------------------------------------------------------
@@ -249,7 +266,13 @@ def run_wrk(name: str, base: str, paths: list[str], *, method: str, body: str | 
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
                           base], capture_output=True, text=True, check=True, timeout=duration + 60).stdout
     return Result(name, _number(r"Requests/sec:\s+([\d.]+)", out), _latency(out, "50"), _latency(out, "99"),
-                  int(_number(r"Non-2xx or 3xx responses:\s+(\d+)", out, 0)))
+                  int(_number(r"Non-2xx or 3xx responses:\s+(\d+)", out, 0)) + _socket_errors(out))
+
+
+def _socket_errors(text: str) -> int:
+    """wrk's "Socket errors: connect A, read B, write C, timeout D" (absent when there were none)."""
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return sum(int(n) for n in match.groups()) if match else 0
 
 
 def _number(pattern: str, text: str, default: float | None = None) -> float:
@@ -361,28 +384,33 @@ def run(work: Path, plan: Plan, database_url: str | None) -> None:
     settings = get_settings(env="dev", data_dir=work / "data", issuer=ISSUER, database_url=database_url)
     token, qrs, sun_paths = prepare(settings)
     ports = {"hello": free_port(), "app": free_port(), "fastapi": free_port()}
-    procs = [start(uvicorn_cmd(work, "bench_hello", HELLO_APP, "hello_factory", ports["hello"]), env,
+    procs = [start(served_like_cardsvc(work, "bench_hello", HELLO_APP, "hello_factory", ports["hello"]), env,
                    ports["hello"], health="/hello"),
              start([sys.executable, "-c", "from cardsvc.cli.main import run; run()", "serve",
-                    "--port", str(ports["app"]), "--workers", "2"], env, ports["app"])]
+                    "--port", str(ports["app"]), "--workers", str(WORKERS)], env, ports["app"])]
     if plan.fastapi_routes:
-        routes_cmd = uvicorn_cmd(work, "bench_fastapi_routes", FASTAPI_APP, "factory", ports["fastapi"])
+        routes_cmd = served_like_cardsvc(work, "bench_fastapi_routes", FASTAPI_APP, "factory",
+                                         ports["fastapi"])
         procs.append(start(routes_cmd, env, ports["fastapi"]))
     targets = [("hello", "hello", "GET"), ("verify_qr", "app", "POST"), ("verify_sun", "app", "GET")]
     if plan.fastapi_routes:
         targets += [("verify_qr_fastapi", "fastapi", "POST"), ("verify_sun_fastapi", "fastapi", "GET")]
-    suns = iter(_slices(sun_paths, plan.rounds * sum("sun" in name for name, _, _ in targets)))
-    common = {"work": work, "duration": plan.duration, "connections": plan.connections, "token": token}
-    rounds: list[dict[str, Result]] = []
+    suns = iter(_slices(sun_paths, (plan.rounds + 1) * sum("sun" in name for name, _, _ in targets)))
+    common = {"work": work, "connections": plan.connections, "token": token}
+
+    def one_round(duration: int) -> dict[str, Result]:
+        results: dict[str, Result] = {}
+        for name, server, method in targets:
+            base = f"http://127.0.0.1:{ports[server]}"
+            paths = ["/hello"] if name == "hello" else ["/v1/verify/qr"] if "qr" in name else next(suns)
+            body = f'{{"qr": "{qrs[0]}"}}' if "qr" in name else None
+            results[name] = load(name, base, paths, method=method, body=body, duration=duration,
+                                 **common)  # type: ignore[arg-type]
+        return results
+
     try:
-        for _ in range(plan.rounds):
-            results: dict[str, Result] = {}
-            for name, server, method in targets:
-                base = f"http://127.0.0.1:{ports[server]}"
-                paths = ["/hello"] if name == "hello" else ["/v1/verify/qr"] if "qr" in name else next(suns)
-                body = f'{{"qr": "{qrs[0]}"}}' if "qr" in name else None
-                results[name] = load(name, base, paths, method=method, body=body, **common)  # type: ignore[arg-type]
-            rounds.append(results)
+        one_round(WARM_UP_S)  # not reported
+        rounds = [one_round(plan.duration) for _ in range(plan.rounds)]
     finally:
         for proc in procs:
             stop(proc)
