@@ -10,10 +10,10 @@ PostgreSQL serialization failures and deadlocks. On SQLite writers queue on a th
 runs in ONE transaction (one lock hand-over, one fsync) and each caller is answered after the
 commit, so an OK is only returned once its counter move and audit row are durable. PostgreSQL: one
 writer thread per process (:class:`BatchWriter`). SQLite: the batch runs in the event loop's thread
-(:class:`LoopBatcher`) — what was submitted during one loop turn — and :meth:`Database.run_checked`
-runs the batch's read-only checks before the write lock. Contract: a batched function may raise
-(a typed 4xx) only *before* its first write — then it has changed nothing and the rest of the batch
-goes on; any other failure fails the whole batch.
+(:class:`LoopBatcher`) — what was checked while the write lock was awaited — and
+:meth:`Database.run_checked` runs the read-only checks before the write lock. Contract: a batched
+function may raise (a typed 4xx) only *before* its first write — then it has changed nothing and
+the rest of the batch goes on; any other failure fails the whole batch.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ from sqlmodel import Session
 from cardsvc.errors import AuthenticationRequired, CardsvcError
 from cardsvc.logging import get_logger
 from cardsvc.registry import verification_repo as repo
+from cardsvc.verification.prepared import PreparedRead
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -87,6 +88,27 @@ def _flocked(path: Path | None) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+async def _acquire(try_now: Callable[[], bool], wait: Callable[[], object], undo: Callable[[], None]) -> None:
+    """Take a lock: at once when free, else by a thread that blocks on it (the loop goes on). When the
+    waiting task is cancelled, the thread still gets the lock later: it is then given back."""
+    if try_now():
+        return
+    waiter = asyncio.ensure_future(asyncio.to_thread(wait))
+    try:
+        await asyncio.shield(waiter)
+    except asyncio.CancelledError:
+        waiter.add_done_callback(lambda f: undo() if not f.cancelled() and f.exception() is None else None)
+        raise
+
+
 class Database:
     """An engine plus sessions that keep loaded objects after commit."""
 
@@ -108,11 +130,13 @@ class Database:
         with self._lock, _flocked(self._file_lock):
             yield
 
-    def transact(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` in one transaction and commit; retried on transient conflicts only."""
+    def transact(self, fn: Callable[[Session], T], *, locked: bool = False) -> T:
+        """Run ``fn`` in one transaction and commit; retried on transient conflicts only.
+
+        ``locked``: the caller already holds the write lock (:meth:`write_lock`)."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with self._serialised(), self.session() as session:
+                with contextlib.nullcontext() if locked else self._serialised(), self.session() as session:
                     result = fn(session)
                     for hook in session.info.pop(BEFORE_COMMIT, ()):
                         hook(session)
@@ -124,6 +148,28 @@ class Database:
                 log.info("transient database conflict, attempt %d", attempt)
                 time.sleep(0.005 * attempt)
         raise RuntimeError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    @contextlib.asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        """:meth:`_serialised` for the event loop: the same two locks, but a contended one is waited
+        for in a thread, so the loop goes on serving (and checking) requests meanwhile."""
+        if not self.is_sqlite:
+            yield
+            return
+        await _acquire(lambda: self._lock.acquire(blocking=False), self._lock.acquire, self._lock.release)
+        try:
+            if self._file_lock is None:
+                yield
+                return
+            fd = os.open(self._file_lock, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                await _acquire(functools.partial(_try_flock, fd),
+                               functools.partial(fcntl.flock, fd, fcntl.LOCK_EX), lambda: None)
+                yield
+            finally:
+                os.close(fd)  # closing drops the lock
+        finally:
+            self._lock.release()
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """:meth:`transact` in a worker thread (the event loop never blocks on the database)."""
@@ -165,6 +211,9 @@ class Database:
             connection.exec_driver_sql("SELECT 1")
 
 
+Answer = tuple[asyncio.Future[Any], bool, Any]  # a caller's future, ok?, its value or exception
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     fn: Callable[..., Any]  # fn(session), or fn(session, checked=...) after a check
@@ -185,10 +234,14 @@ def _call(fn: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
         return False, exc
 
 
+_LIVE_CLIENT = PreparedRead(repo.LIVE_CLIENT)
+
+
 def _live_clients(session: Session, batch: list[_Job]) -> set[str]:
-    """The batch's clients that exist and are not revoked (one query)."""
-    wanted = sorted({job.client_id for job in batch if job.client_id is not None})
-    return repo.live_clients(session, client_ids=wanted)
+    """The batch's clients that exist and are not revoked (one prepared lookup per distinct client:
+    a batch has few, and an ``IN`` list is compiled anew at every execution)."""
+    wanted = {job.client_id for job in batch if job.client_id is not None}
+    return {client_id for client_id in wanted if _LIVE_CLIENT.first(session, client_id=client_id) is not None}
 
 
 def _revoked() -> AuthenticationRequired:
@@ -202,15 +255,19 @@ def _run_jobs(batch: list[_Job], session: Session) -> list[tuple[bool, Any]]:
             else (False, _revoked()) for job in batch]
 
 
-def _commit_batch(db: Database, batch: list[_Job]) -> list[tuple[bool, Any]]:
+def _commit_batch(db: Database, batch: list[_Job], *, locked: bool = False) -> list[tuple[bool, Any]]:
     try:
-        return db.transact(lambda s: _run_jobs(batch, s))
+        return db.transact(functools.partial(_run_jobs, batch), locked=locked)
     except Exception as exc:  # the whole batch failed: every caller gets the error
         log.warning("batch of %d failed: %s", len(batch), type(exc).__name__)
         return [(False, exc)] * len(batch)
 
 
-def _settle_all(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _answers(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> list[Answer]:
+    return [(job.future, ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)]
+
+
+def _settle_all(answers: list[Answer]) -> None:
     for future, ok, value in answers:
         if future.done():
             continue
@@ -259,7 +316,7 @@ class BatchWriter:
 
     def _run(self, batch: list[_Job]) -> None:
         outcomes = _commit_batch(self._db, batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append((job.future, ok, value))
         for loop, answers in by_loop.items():  # one wake-up per loop, not per job (each costs a GIL hand-off)
@@ -273,18 +330,23 @@ class BatchWriter:
 
 
 class LoopBatcher:
-    """SQLite: the batch runs in the event loop's own thread, no writer thread.
+    """SQLite: the batches run in the event loop's own thread, no writer thread.
 
-    A batch is every job submitted during one turn of the loop (the flush is scheduled with
-    ``call_soon`` behind them); it blocks the loop for its transaction (~0.1-0.5 ms per job plus one
-    local fsync), which the worker could not have used anyway — with a writer thread the two threads
-    took turns on the GIL for every statement, signature and wake-up (measured slower).
+    The checks of every job submitted during one turn of the loop run together (the flush is
+    scheduled with ``call_soon`` behind them), outside the write lock. Their writes queue for one
+    drain task per loop, which takes the write lock (:meth:`Database.write_lock`: a contended lock is
+    awaited in a thread, so the loop goes on checking new requests meanwhile) and then commits every
+    queued job in one transaction in the loop's thread — which blocks the loop only for the writes
+    and one local fsync. Running the transactions themselves in a writer thread was slower: the
+    two threads took turns on the GIL for every statement (measured).
     """
 
     def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
         self._db = db
         self._max = max_batch
         self._pending: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        self._writers: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        self._draining: set[asyncio.AbstractEventLoop] = set()
 
     async def submit(self, fn: Callable[..., T], client_id: str | None = None,
                      check: Callable[[Session], Any] | None = None) -> T:
@@ -303,12 +365,38 @@ class LoopBatcher:
             self._pending[loop] = rest
             loop.call_soon(self._flush, loop)
         settled, writers = self._checked(batch)
-        if writers:
-            settled += [(job.future, ok, value)
-                        for job, (ok, value) in zip(writers, _commit_batch(self._db, writers), strict=True)]
         _settle_all(settled)
+        if writers:
+            self._writers.setdefault(loop, []).extend(writers)
+            if loop not in self._draining:
+                self._draining.add(loop)
+                loop.create_task(self._drain(loop))
 
-    def _checked(self, batch: list[_Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], list[_Job]]:
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the checked jobs, a batch at a time. The batch is taken once the write lock is
+        held, so the jobs checked while it was awaited join it."""
+        try:
+            while self._writers.get(loop):
+                batch: list[_Job] = []
+                try:
+                    async with self._db.write_lock():
+                        batch = self._take(loop)
+                        outcomes = _commit_batch(self._db, batch, locked=True)
+                except Exception as exc:  # the lock itself failed: these jobs get the error
+                    batch = batch or self._take(loop)
+                    log.warning("write lock for a batch of %d failed: %s", len(batch), type(exc).__name__)
+                    outcomes = [(False, exc)] * len(batch)
+                _settle_all(_answers(batch, outcomes))
+        finally:
+            self._draining.discard(loop)
+
+    def _take(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
+        queued = self._writers.pop(loop, [])
+        if len(queued) > self._max:
+            self._writers[loop] = queued[self._max :]
+        return queued[: self._max]
+
+    def _checked(self, batch: list[_Job]) -> tuple[list[Answer], list[_Job]]:
         """The read phase: every job's check in one session, outside the write lock. The clients are
         confirmed first (a revoked token gets 401, never a check's 404 / 422); a check that raises
         answers at once; the others' write functions get their checked value (the write phase
@@ -326,10 +414,9 @@ class LoopBatcher:
         return None
 
 
-def _check_jobs(session: Session, batch: list[_Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]],
-                                                              list[_Job]]:
+def _check_jobs(session: Session, batch: list[_Job]) -> tuple[list[Answer], list[_Job]]:
     live = _live_clients(session, batch)
-    refused: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    refused: list[Answer] = []
     writers: list[_Job] = []
     for job in batch:
         if job.client_id is not None and job.client_id not in live:
