@@ -78,9 +78,9 @@ async def verify_sun(svc: VerificationService, client: ClientRecord, scope: Scop
     problems = [_query_error(name, value) for name, value in params.items()]
     if any(problems):
         raise _Invalid([p for p in problems if p is not None], ())
-    url = f"{scope['path']}?p={params['p']}&m={params['m']}"
-    return await checked_then_committed(svc, client, lambda s: svc.check_sun(s, actor=client.client_id,
-                                                                               url=url))
+    picc, mac = str(params["p"]), str(params["m"])
+    return await checked_then_committed(svc, client, lambda s: svc.check_sun_params(
+        s, actor=client.client_id, picc=picc, mac=mac))
 
 
 def _query_error(name: str, value: str | None) -> dict[str, Any] | None:

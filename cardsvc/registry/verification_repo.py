@@ -7,8 +7,8 @@ the row version that won):
 * :func:`advance_sun_counter` — insert-if-absent, then ``UPDATE … SET last=:c WHERE last < :c``;
 * :func:`take_quota` — ``UPDATE programme SET used = used + 1 WHERE used < quota``;
 * :func:`consume_challenge` — ``UPDATE challenge SET used_at=:now WHERE used_at IS NULL AND …``;
-* :func:`lock_audit_head` — ``UPDATE audit_head SET size = size + 1`` first, so concurrent appenders
-  queue on one row and the chain never forks.
+* :data:`LOCK_HEAD` — ``UPDATE audit_head SET size = size + n … RETURNING`` first, so concurrent
+  appenders queue on one row and the chain never forks (``cardsvc.verification.store.append_events``).
 """
 
 from __future__ import annotations
@@ -104,15 +104,9 @@ def client_row(session: Session, *, client_id: str) -> Any:
     return _execute(session, _CLIENT_BY_ID, {"client_id": client_id}).first()
 
 
-_LIVE_CLIENTS = sa_select(CLIENT.c.client_id).where(CLIENT.c.client_id.in_(bindparam("ids", expanding=True)),
-                                                    CLIENT.c.revoked == false())
-
-
-def live_clients(session: Session, *, client_ids: Sequence[str]) -> set[str]:
-    """Which of ``client_ids`` exist and are not revoked (one query for a whole batch)."""
-    if not client_ids:
-        return set()
-    return {str(c) for c in _execute(session, _LIVE_CLIENTS, {"ids": list(client_ids)}).scalars()}
+# One client, for the group-committed hot path (an expanding IN is compiled at every execution).
+LIVE_CLIENT = sa_select(CLIENT.c.client_id).where(CLIENT.c.client_id == bindparam("client_id"),
+                                                  CLIENT.c.revoked == false())
 
 
 def revoke_client(session: Session, *, client_id: str) -> ApiClient:
@@ -141,18 +135,11 @@ def card_with_member(session: Session, *, card_number: str | None = None,
 # --- audit -------------------------------------------------------------------------------------
 
 
-_LOCK_HEAD = (update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + bindparam("count"))
-              .returning(HEAD.c.size, HEAD.c.last_hash))
-_MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1).values(last_hash=bindparam("last_hash"))
-_INSERT_AUDIT = insert(AUDIT)
-
-
-def lock_audit_head(session: Session, *, count: int = 1) -> tuple[int, bytes]:
-    """Reserve ``count`` sequence numbers: returns ``(first seq, previous row hash)``, head locked."""
-    row = _execute(session, _LOCK_HEAD, {"count": count}).first()
-    if row is None:
-        raise NotFound("the audit head row is missing (migration 0003 not applied?)")
-    return int(row[0]) - count, bytes(row[1])
+# Public: the audit append runs them on the DBAPI cursor (cardsvc.verification.prepared).
+LOCK_HEAD = (update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + bindparam("count"))
+             .returning(HEAD.c.size, HEAD.c.last_hash))
+MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1).values(last_hash=bindparam("last_hash"))
+INSERT_AUDIT = insert(AUDIT).values({column.name: bindparam(column.name) for column in AUDIT.columns})
 
 
 def audit_head(session: Session) -> tuple[int, bytes]:
@@ -161,19 +148,6 @@ def audit_head(session: Session) -> tuple[int, bytes]:
     if row is None:
         raise NotFound("the audit head row is missing (migration 0003 not applied?)")
     return int(row[0]), bytes(row[1])
-
-
-def add_audit_row(session: Session, *, row: dict[str, Any]) -> None:
-    """Insert a chained row and move the head's last hash to it (the head is locked by the caller)."""
-    add_audit_rows(session, rows=[row])
-
-
-def add_audit_rows(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert chained rows (one executemany) and move the head's last hash to the last one."""
-    if not rows:
-        return
-    _execute(session, _INSERT_AUDIT, list(rows))
-    _execute(session, _MOVE_HEAD, {"last_hash": rows[-1]["row_hash"]})
 
 
 def audit_rows(session: Session, *, start: int = 0, limit: int | None = None) -> list[AuditLogRow]:

@@ -158,6 +158,12 @@ class VerificationService:
         checker = self.sun_checker()
         return self._sun(session, checker, checker.parse(url), actor, "sun", expected_uid=None)
 
+    def check_sun_params(self, session: Session, *, actor: str, picc: str, mac: str) -> Pending:
+        """:meth:`check_sun` of a tap whose query string is already split (the API routes)."""
+        checker = self.sun_checker()
+        return self._sun(session, checker, checker.message_from_params(picc, mac), actor, "sun",
+                         expected_uid=None)
+
     def _sun(self, session: Session, checker: SunChecker, message: SunMessage, actor: str, method: str,
              *, expected_uid: bytes | None) -> Pending:
         """Every (key version, card) whose meta-read key opened PICCData is tried before a refusal:

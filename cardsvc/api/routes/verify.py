@@ -41,9 +41,8 @@ async def verify_qr(body: QrVerifyRequest, request: Request) -> VerifyResponse:
 async def verify_sun_json(request: Request, p: SUN_PARAM, m: SUN_PARAM) -> VerifyResponse:
     """Verify a phone tap's SUN parameters (``p`` PICCData, ``m`` SDMMAC) as the tapped URL has them."""
     client, svc = client_of(request), verification_of(request)
-    url = f"{request.url.path}?p={p}&m={m}"
-    return await checked_then_committed(svc, client, lambda s: svc.check_sun(s, actor=client.client_id,
-                                                                                url=url))
+    return await checked_then_committed(svc, client, lambda s: svc.check_sun_params(
+        s, actor=client.client_id, picc=p, mac=m))
 
 
 @router.post("/challenges", name="challenges_create", response_model=ChallengeResponse, status_code=201)
