@@ -16,6 +16,7 @@ whole server instead of restarting in a loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -40,7 +41,8 @@ def serve_app(app: str, *, host: str, port: int, workers: int, log_level: str) -
     config = Config(app, factory=True, host=host, port=port, workers=workers, log_level=log_level,
                     server_header=False)
     if workers == 1:
-        uvicorn.Server(config).run()
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it stopped on
+            uvicorn.Server(config).run()
         return
     try:
         sockets = reuseport_sockets(host, port, workers)
