@@ -92,19 +92,45 @@ def _micros(moment: datetime) -> int:
 
 
 def canonical_bytes(seq: int, event: AuditEvent) -> bytes:
-    """The row as deterministic (RFC 8949 §4.2 core) CBOR — the input of its leaf hash."""
-    return cbor2.dumps(
-        {
-            "seq": seq,
-            "type": event.event_type,
-            "actor": event.actor,
-            "subject": event.subject,
-            "outcome": event.outcome.value,
-            "reason": event.reason,
-            "ts": _micros(event.timestamp),
-        },
-        canonical=True,
-    )
+    """The row as deterministic (RFC 8949 §4.2 core) CBOR — the input of its leaf hash.
+
+    A map of seven text keys, written directly in their deterministic order (the encoded keys
+    sorted bytewise: shorter first). Byte for byte what ``cbor2.dumps(..., canonical=True)`` gives
+    (a differential test holds it to that) at a fraction of its cost on the verification hot path.
+    """
+    return b"".join((
+        _MAP_OF_7,
+        _TS, _cbor_int(_micros(event.timestamp)),
+        _SEQ, _cbor_int(seq),
+        _TYPE, _cbor_text(event.event_type),
+        _ACTOR, _cbor_text(event.actor),
+        _REASON, _cbor_text(event.reason),
+        _OUTCOME, _cbor_text(event.outcome.value),
+        _SUBJECT, _cbor_text(event.subject),
+    ))
+
+
+_MAP_OF_7 = b"\xa7"
+_TS, _SEQ, _TYPE, _ACTOR, _REASON, _OUTCOME, _SUBJECT = (
+    cbor2.dumps(key) for key in ("ts", "seq", "type", "actor", "reason", "outcome", "subject"))
+
+
+def _cbor_head(major: int, value: int) -> bytes:
+    if value < 24:
+        return bytes((major << 5 | value,))
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if value < 1 << (8 * size):
+            return bytes((major << 5 | extra,)) + value.to_bytes(size, "big")
+    raise ValueError("integer too large for the audit row encoding")
+
+
+def _cbor_int(value: int) -> bytes:
+    return _cbor_head(0, value) if value >= 0 else _cbor_head(1, -1 - value)
+
+
+def _cbor_text(value: str) -> bytes:
+    data = value.encode()
+    return _cbor_head(3, len(data)) + data
 
 
 def leaf_hash(data: bytes) -> bytes:

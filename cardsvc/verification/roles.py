@@ -130,11 +130,17 @@ def _mask_text(text: str) -> str:
     return _LONG_DIGITS.sub("[REDACTED]", redact(text))
 
 
+# Every masked shape (ID number, mobile number, 15+ digit run) has at least this many digits.
+_FEWEST_MASKED_DIGITS = 11
+
+
 def _scrub(value: Any) -> Any:
     """Mask ID-number- and phone-shaped text anywhere inside a value (defence in depth)."""
     if isinstance(value, str):
-        return _mask_text(value)
+        return value if len(value) < _FEWEST_MASKED_DIGITS else _mask_text(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if -10 ** (_FEWEST_MASKED_DIGITS - 1) < value < 10 ** (_FEWEST_MASKED_DIGITS - 1):
+            return value  # too few digits to be anything masked
         text = str(value)  # an ID number may have become a number somewhere upstream
         return value if _mask_text(text) == text else _mask_text(text)
     if isinstance(value, Mapping):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 
+import cbor2
 import pytest
 
 from cardsvc.errors import AuditIntegrityError, InvalidRecord
@@ -17,6 +19,8 @@ from cardsvc.verification.audit import (
     AuditRow,
     InMemoryAuditSink,
     Outcome,
+    _micros,
+    canonical_bytes,
     chain_row,
     checkpoint,
     leaf_hash,
@@ -173,3 +177,30 @@ def test_in_memory_sink_appends_a_verifiable_chain() -> None:
     rows = asyncio.run(run())
     assert len(rows) == 50
     verify_chain(rows)
+
+
+def _unchecked_event(**fields: object) -> AuditEvent:
+    """An event without AuditEvent's validation (lengths and characters a stored row may hold)."""
+    event = object.__new__(AuditEvent)
+    for name, value in fields.items():
+        object.__setattr__(event, name, value)
+    return event
+
+
+def test_canonical_bytes_equal_cbor2_canonical_encoding() -> None:
+    """The hand-written encoding is byte for byte cbor2's deterministic one (old rows keep their hashes)."""
+    rng = random.Random(8949)
+    texts = ["", "a", "x" * 23, "x" * 24, "y" * 255, "z" * 256, "张三丰", "verify.qr", "é" * 40]
+    numbers = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**63]
+    moments = [datetime(1970, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+               datetime(2026, 11, 24, 8, 0, 0, 123_456, tzinfo=UTC), datetime(1900, 1, 1, tzinfo=UTC)]
+    for _ in range(2000):
+        moment = rng.choice(moments) + timedelta(microseconds=rng.randrange(10**12))
+        event = _unchecked_event(event_type=rng.choice(texts), actor=rng.choice(texts),
+                                 subject=rng.choice(texts), outcome=rng.choice(list(Outcome)),
+                                 reason=rng.choice(texts), timestamp=moment)
+        seq = rng.choice(numbers)
+        expected = cbor2.dumps({"seq": seq, "type": event.event_type, "actor": event.actor,
+                                "subject": event.subject, "outcome": event.outcome.value,
+                                "reason": event.reason, "ts": _micros(event.timestamp)}, canonical=True)
+        assert canonical_bytes(seq, event) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -13,6 +14,8 @@ from cardsvc.verification.roles import (
     MEMBER_FIELDS,
     ROUTE_POLICIES,
     Role,
+    _mask_text,
+    _scrub,
     check_permission,
     policy_for,
     present_member,
@@ -101,3 +104,17 @@ def test_non_admin_output_never_contains_an_id_number(view: dict[str, object], i
     view = dict(view, id_number=id_number)
     for role in (Role.clerk, Role.service_point, Role.partner):
         assert not ID_SHAPE.search(repr(present_member(view, role))), role
+
+
+def test_scrub_skips_only_values_too_short_to_hold_a_masked_shape() -> None:
+    """The short cut (fewer than 11 characters or digits) never lets a masked shape through."""
+    rng = random.Random(11)
+    alphabet = "0123456789１３８Xx-张 "
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert _scrub(text) == _mask_text(text)
+    for number in (9_999_999_999, -9_999_999_999, 13_812_345_678, 110_105_194_912_310_021):
+        text = str(number)
+        assert _scrub(number) == (number if _mask_text(text) == text else _mask_text(text))
+    assert _scrub("13812345678") != "13812345678"
+    assert _scrub(13_812_345_678) != 13_812_345_678
