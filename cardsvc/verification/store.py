@@ -178,6 +178,25 @@ class DbClientStore:
     async def revoke(self, client_id: str) -> ClientRecord:
         return await self._db.run(lambda s: self.revoke_sync(s, client_id))
 
+    async def add_recorded(self, record: ClientRecord, event: AuditEvent) -> None:
+        """Add the client and chain its audit row in one transaction (both or neither)."""
+
+        def work(session: Session) -> None:
+            self.add_sync(session, record)
+            append_event(session, event)
+
+        await self._db.run(work)
+
+    async def revoke_recorded(self, client_id: str, event: AuditEvent) -> ClientRecord:
+        """Revoke the client and chain its audit row in one transaction (both or neither)."""
+
+        def work(session: Session) -> ClientRecord:
+            record = self.revoke_sync(session, client_id)
+            append_event(session, event)
+            return record
+
+        return await self._db.run(work)
+
     @staticmethod
     def revoke_sync(session: Session, client_id: str) -> ClientRecord:
         return _record(repo.revoke_client(session, client_id=client_id))

@@ -70,3 +70,39 @@ def test_trust_bundle_from_the_key_store(prod_api: Api) -> None:
 def test_schema_must_be_at_head(prod_settings: Settings) -> None:
     with pytest.raises(ConfigError, match="schema"):
         db_services(prod_settings, key_store=_store(prod_settings))
+
+
+def _break_audit_append(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cardsvc.verification import store
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise OSError("audit table unavailable")
+
+    monkeypatch.setattr(store, "append_event", broken)
+
+
+def test_a_client_is_not_created_without_its_audit_row(prod_api: Api,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    token = prod_api.token(Role.admin)
+    before = prod_api.request("GET", "/v1/clients", token=token).json()
+    _break_audit_append(monkeypatch)
+    response = prod_api.request("POST", "/v1/clients", token=token,
+                                json={"label": "terminal 7", "role": "clerk"})
+    assert response.status_code == 500 and "audit table" not in response.text
+    monkeypatch.undo()
+    assert prod_api.request("GET", "/v1/clients", token=token).json() == before
+
+
+def test_a_client_is_not_revoked_without_its_audit_row(prod_api: Api,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    token = prod_api.token(Role.admin)
+    created = prod_api.request("POST", "/v1/clients", token=token,
+                               json={"label": "terminal 8", "role": "clerk"})
+    assert created.status_code == 201
+    victim = created.json()["client_id"]
+    _break_audit_append(monkeypatch)
+    assert prod_api.request("POST", f"/v1/clients/{victim}/revoke", token=token).status_code == 500
+    monkeypatch.undo()
+    assert prod_api.request("GET", "/v1/whoami", token=created.json()["token"]).status_code == 200
+    assert prod_api.request("POST", f"/v1/clients/{victim}/revoke", token=token).json()["revoked"] is True
+    assert prod_api.request("GET", "/v1/whoami", token=created.json()["token"]).status_code == 401

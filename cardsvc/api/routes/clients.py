@@ -1,4 +1,5 @@
-"""Demonstration routes that need no database yet: whoami, client management, audit checkpoint."""
+"""Client management, whoami and the audit checkpoint. With database services a client change and
+its audit row commit in one transaction."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from fastapi import APIRouter, Path, Request
 from cardsvc.api.auth import client_of, services_of
 from cardsvc.api.schemas import CLIENT_ID, CheckpointView, ClientCreate, ClientCreated, ClientView
 from cardsvc.api.services import Services
+from cardsvc.logging import get_logger
 from cardsvc.verification.audit import AuditEvent, Outcome, checkpoint
-from cardsvc.verification.tokens import create_client, revoke_client
+from cardsvc.verification.store import DbClientStore
+from cardsvc.verification.tokens import new_client
+
+log = get_logger(__name__)
 
 router = APIRouter(prefix="/v1")
 
@@ -33,15 +38,15 @@ async def clients_list(request: Request) -> list[ClientView]:
 async def clients_create(body: ClientCreate, request: Request) -> ClientCreated:
     """Create a client (admin). The token is in this response only; store it now."""
     services, client = services_of(request), client_of(request)
-    issued = await create_client(
-        services.clients,
-        label=body.label,
-        role=body.role,
-        service_point_id=body.service_point_id,
-        partner_base_id=body.partner_base_id,
-        clock=services.clock,
-    )
-    await _audit(services, "client.create", client.client_id, issued.client.client_id, "created")
+    issued = new_client(label=body.label, role=body.role, service_point_id=body.service_point_id,
+                        partner_base_id=body.partner_base_id, clock=services.clock)
+    event = _event(services, "client.create", client.client_id, issued.client.client_id, "created")
+    if isinstance(services.clients, DbClientStore):
+        await services.clients.add_recorded(issued.client, event)
+    else:  # in-memory services (tests, demos): no transaction to share
+        await services.clients.add(issued.client)
+        await services.audit.append(event)
+    log.info("client %s created with role %s", issued.client.client_id, body.role.value)
     return ClientCreated(**ClientView.of(issued.client).model_dump(), token=issued.token)
 
 
@@ -49,8 +54,13 @@ async def clients_create(body: ClientCreate, request: Request) -> ClientCreated:
 async def clients_revoke(client_id: ClientId, request: Request) -> ClientView:
     """Revoke a client (admin); its token stops working at once."""
     services, client = services_of(request), client_of(request)
-    record = await revoke_client(services.clients, client_id)
-    await _audit(services, "client.revoke", client.client_id, client_id, "revoked")
+    event = _event(services, "client.revoke", client.client_id, client_id, "revoked")
+    if isinstance(services.clients, DbClientStore):
+        record = await services.clients.revoke_recorded(client_id, event)
+    else:  # in-memory services (tests, demos): no transaction to share
+        record = await services.clients.revoke(client_id)
+        await services.audit.append(event)
+    log.info("client %s revoked", client_id)
     return ClientView.of(record)
 
 
@@ -60,7 +70,6 @@ async def audit_checkpoint(request: Request) -> CheckpointView:
     return CheckpointView.of(checkpoint(await services_of(request).audit.rows()))
 
 
-async def _audit(services: Services, event_type: str, actor: str, subject: str, reason: str) -> None:
-    event = AuditEvent(event_type=event_type, actor=actor, subject=subject, outcome=Outcome.ok,
-                       reason=reason, timestamp=services.clock())
-    await services.audit.append(event)
+def _event(services: Services, event_type: str, actor: str, subject: str, reason: str) -> AuditEvent:
+    return AuditEvent(event_type=event_type, actor=actor, subject=subject, outcome=Outcome.ok,
+                      reason=reason, timestamp=services.clock())
