@@ -271,24 +271,15 @@ def programmes_of_base(session: Session, *, base_code: str) -> list[Any]:
     return list(_execute(session, PROGRAMMES_OF_BASE, {"base_code": base_code}))
 
 
-_MEMBER_CATEGORIES = (sa_select(CATEGORY.c.code)
-                      .join(MEMBER_CATEGORY, MEMBER_CATEGORY.c.category_id == CATEGORY.c.id)
-                      .where(MEMBER_CATEGORY.c.member_id == bindparam("member_id")))
+# Public: the partner view's eligibility runs these on the DBAPI cursor (verification.recuperation).
+MEMBER_CATEGORIES = (sa_select(CATEGORY.c.code)
+                     .join(MEMBER_CATEGORY, MEMBER_CATEGORY.c.category_id == CATEGORY.c.id)
+                     .where(MEMBER_CATEGORY.c.member_id == bindparam("member_id")))
 
 
-def member_category_codes(session: Session, *, member_id: int) -> set[str]:
-    """The member's category codes (the partner view's eligibility check, on the hot path)."""
-    return {str(c) for c in _execute(session, _MEMBER_CATEGORIES, {"member_id": member_id}).scalars()}
-
-
-_IN_NAMED_LIST = sa_select(PROGRAMME_MEMBER.c.member_id).where(
+IN_NAMED_LIST = sa_select(PROGRAMME_MEMBER.c.member_id).where(
     PROGRAMME_MEMBER.c.programme_code == bindparam("programme"),
     PROGRAMME_MEMBER.c.member_id == bindparam("member"))
-
-
-def in_named_list(session: Session, *, programme_code: str, member_id: int) -> bool:
-    params = {"programme": programme_code, "member": member_id}
-    return _execute(session, _IN_NAMED_LIST, params).first() is not None
 
 
 def take_quota(session: Session, *, programme_code: str) -> bool:

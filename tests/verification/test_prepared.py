@@ -64,3 +64,25 @@ def test_the_counter_compare_and_set_on_the_cursor_matches_the_repo(world: World
         s.commit()
         assert s.exec(select(SunCounter)).one().last == 9
     assert fast == core == [won for _, won in steps]
+
+
+def test_eligibility_reads_match_sqlalchemy(world: World) -> None:
+    from cardsvc.registry.verification_models import ProgrammeMember
+    from cardsvc.verification.recuperation import IN_NAMED_LIST, MEMBER_CATEGORIES
+
+    world.programme("prog-named", named_list=True)
+    member = world.add_member("劳模乙", categories=("model_worker",))
+    other = world.add_member("职工丙")
+    with world.session() as s:
+        s.add(ProgrammeMember(programme_code="prog-named", member_id=member.id))
+        s.commit()
+    with world.session() as s:
+        for who in (member, other):
+            core = [tuple(r) for r in s.connection().execute(repo.MEMBER_CATEGORIES, {"member_id": who.id})]
+            fast = [tuple(r) for r in MEMBER_CATEGORIES.all(s, member_id=who.id)]
+            assert fast == core
+            listed = s.connection().execute(repo.IN_NAMED_LIST, {"programme": "prog-named",
+                                                                 "member": who.id}).first()
+            assert (IN_NAMED_LIST.first(s, programme="prog-named", member=who.id) is None) is (listed is None)
+        assert [r.code for r in MEMBER_CATEGORIES.all(s, member_id=member.id)] == ["model_worker"]
+        assert IN_NAMED_LIST.first(s, programme="prog-named", member=member.id) is not None
