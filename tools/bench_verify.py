@@ -4,8 +4,10 @@
     .venv/bin/python tools/bench_verify.py [--duration 5] [--rounds 3] [--connections 32]
                                            [--postgres] [--fastapi-routes]
 
-One run: a fresh data directory (SQLite, file key store with issuer, bundle, card master and UID
-index keys), members and issued NTAG 424 DNA cards, a partner client; then, on loopback only, a
+One run: a fresh data directory (SQLite, file key store with issuer, bundle, card master, UID
+index and PII keys), members as the registry holds them (sealed ID number, a category) with issued
+NTAG 424 DNA cards, a running programme at the partner's base, and a partner client — whose view
+(masked name, ID last 4, eligibility and quota) is the one that reads most; then, on loopback only, a
 bare FastAPI hello endpoint served the same way (uvicorn, 2 workers) and the real app
 (`cardsvc serve --workers 2`), both up for the whole run. Each round loads hello, QR and SUN one
 after the other (so every ratio compares numbers taken seconds apart on a machine whose load
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.postgres for --postgres
 
@@ -54,12 +56,13 @@ from cardsvc.profiles.ntag424 import Ntag424Config
 from cardsvc.registry import card_repo
 from cardsvc.registry.cards import Batch, Card, CardStatus, JournalState
 from cardsvc.registry.db import engine_for, upgrade_to_head
-from cardsvc.registry.keys import ensure_pii_keys
-from cardsvc.registry.models import Member, Organisation, OrgKind
+from cardsvc.registry.keys import cipher_from_store, ensure_pii_keys
+from cardsvc.registry.models import Category, Member, MemberCategory, Organisation, OrgKind
+from cardsvc.registry.pii import PiiCipher
 from cardsvc.verification.db import Database
 from cardsvc.verification.keys import MASTER_PREFIX, UID_INDEX_SECRET, card_keys_from_store, master_roles
 from cardsvc.verification.roles import Role
-from cardsvc.verification.seed import seed_reference_data
+from cardsvc.verification.seed import seed_programme, seed_reference_data
 from cardsvc.verification.store import DbClientStore
 from cardsvc.verification.tokens import create_client
 from tests.support.postgres import postgres_server
@@ -68,6 +71,7 @@ ISSUER = "SZGH"
 PROFILE = "ntag424-dna"
 CARDS = 200
 WORKERS = 2
+CATEGORY = "model_worker"  # every bench member has it; the partner base runs a programme for it
 WARM_UP_S = 2  # per target, before the rounds: every worker has imported, connected and compiled
 COUNTERS = 1000  # SUN URLs: CARDS x COUNTERS, sliced between the load runs
 FASTAPI_APP = '''
@@ -154,7 +158,12 @@ def prepare(settings: Settings) -> tuple[str, list[str], list[str]]:
     credentials = [issue_credential(signer, CredentialClaims(
         issuer=ISSUER, card_number=n, issued_at=now - dt.timedelta(hours=1),
         expires_at=now + dt.timedelta(days=365), profile="n424", key_version=1)) for n, _ in cards]
-    db.transact(lambda s: _insert_cards(s, cards, credentials, keys.uid_hash, now))
+    cipher = cipher_from_store(store)
+    db.transact(lambda s: _insert_cards(s, cards, credentials, keys.uid_hash, cipher, now))
+    db.transact(lambda s: seed_programme(  # the partner's view carries eligibility and quota for it
+        s, code="bench-2026", base_code="base-beidaihe", name="2026年北戴河劳模疗休养",
+        starts_on=(now - dt.timedelta(days=1)).date(), ends_on=(now + dt.timedelta(days=30)).date(),
+        quota=100_000, categories=(CATEGORY,)))
     token = asyncio.run(create_client(DbClientStore(db), label="bench", role=Role.partner,
                                       partner_base_id="base-beidaihe")).token
     config = profiles[PROFILE].config
@@ -171,18 +180,24 @@ def prepare(settings: Settings) -> tuple[str, list[str], list[str]]:
 
 
 def _insert_cards(session: Session, cards: list[tuple[str, bytes]], credentials: list[bytes],
-                  uid_hash: Callable[[bytes], bytes], now: dt.datetime) -> None:
+                  uid_hash: Callable[[bytes], bytes], cipher: PiiCipher, now: dt.datetime) -> None:
+    """Members as the registry holds them (a sealed ID number, a category) with issued cards."""
     org = Organisation(code="D01", name="某区总工会", kind=OrgKind.district_federation)
     session.add(org)
     session.flush()
     batch = card_repo.add_batch(session, batch=Batch(label="bench", profile=PROFILE, key_version=1,
                                                      prefix="2026", year=2026, valid_days=365), member_ids=[])
     assert org.id is not None and batch.id is not None  # noqa: S101 - flushed rows have ids
-    for (number, uid), credential in zip(cards, credentials, strict=True):
+    category = session.exec(select(Category).where(Category.code == CATEGORY)).one()
+    for index, ((number, uid), credential) in enumerate(zip(cards, credentials, strict=True)):
         member = Member(name="张三丰", org_id=org.id)
+        id_number = f"1101051949123{index:04d}X"
+        member.id_sealed = cipher.seal(id_number, record=member.public_id, field="id_number")
+        member.id_index = cipher.blind_index(id_number + member.public_id, field="id_number")
         session.add(member)
         session.flush()
         assert member.id is not None  # noqa: S101 - flushed
+        session.add(MemberCategory(member_id=member.id, category_id=category.id))
         session.add(Card(card_number=number, batch_id=batch.id, member_id=member.id, profile=PROFILE,
                          key_version=1, state=JournalState.issued, status=CardStatus.active,
                          uid_hash=uid_hash(uid), credential=credential, issued_at=now,
