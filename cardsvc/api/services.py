@@ -74,10 +74,11 @@ def in_memory_services(settings: Settings, *, rate_limit: RateLimit = DEFAULT_LI
     probes: dict[str, ReadinessProbe] = {}
     if isinstance(limiter, RedisRateLimiter):
         probes["redis"] = limiter.ping
+    audit = InMemoryAuditSink()
     return Services(
-        clients=InMemoryClientStore(),
+        clients=InMemoryClientStore(audit),
         rate_limiter=limiter,
-        audit=InMemoryAuditSink(),
+        audit=audit,
         readiness=MappingProxyType(probes),
         source_limiter=build_source_limiter(settings, source_limit),
     )

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from cardsvc.errors import AuthenticationRequired, Conflict, InvalidRecord, NotFound
 from cardsvc.logging import get_logger
+from cardsvc.verification.audit import AuditEvent, AuditSink, InMemoryAuditSink
 from cardsvc.verification.roles import Role
 
 log = get_logger(__name__)
@@ -96,13 +97,30 @@ class ClientStore(Protocol):
 
     async def list(self) -> Sequence[ClientRecord]: ...
 
+    async def add_recorded(self, record: ClientRecord, event: AuditEvent) -> None:
+        """:meth:`add` and chain ``event`` onto the audit log: both or neither."""
+
+    async def revoke_recorded(self, client_id: str, event: AuditEvent) -> ClientRecord:
+        """:meth:`revoke` and chain ``event`` onto the audit log: both or neither."""
+
 
 class InMemoryClientStore:
-    """A :class:`ClientStore` in a dict (tests, single-process dev)."""
+    """A :class:`ClientStore` in a dict (tests, single-process dev); recorded changes go to ``audit``
+    right after the change (a failing add or revoke records nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, audit: AuditSink | None = None) -> None:
         self._records: dict[str, ClientRecord] = {}
         self._lock = threading.Lock()
+        self._audit = audit if audit is not None else InMemoryAuditSink()
+
+    async def add_recorded(self, record: ClientRecord, event: AuditEvent) -> None:
+        await self.add(record)
+        await self._audit.append(event)
+
+    async def revoke_recorded(self, client_id: str, event: AuditEvent) -> ClientRecord:
+        updated = await self.revoke(client_id)
+        await self._audit.append(event)
+        return updated
 
     async def get(self, client_id: str) -> ClientRecord | None:
         return self._records.get(client_id)

@@ -185,3 +185,28 @@ def test_cache_stays_bounded() -> None:
     for _ in range(7):
         asyncio.run(authenticate_cached(store, cache, make(store).token))
     assert sum(cache.get(c.client_id) is not None for c in asyncio.run(store.list())) <= 3
+
+
+def test_in_memory_recorded_changes_chain_their_event_and_a_refused_one_records_nothing() -> None:
+    from cardsvc.verification.audit import AuditEvent, InMemoryAuditSink, Outcome
+    from cardsvc.verification.tokens import new_client
+
+    def event(kind: str, subject: str) -> AuditEvent:
+        return AuditEvent(event_type=f"client.{kind}", actor="admin01", subject=subject, outcome=Outcome.ok,
+                          reason=kind, timestamp=T0)
+
+    async def scenario() -> list[str]:
+        audit = InMemoryAuditSink()
+        store = InMemoryClientStore(audit)
+        issued = new_client(label="desk", role=Role.clerk, clock=lambda: T0)
+        await store.add_recorded(issued.client, event("create", issued.client.client_id))
+        with pytest.raises(Conflict):
+            await store.add_recorded(issued.client, event("create", issued.client.client_id))
+        with pytest.raises(NotFound):
+            await store.revoke_recorded("0123456789ab", event("revoke", "0123456789ab"))
+        client_id = issued.client.client_id
+        revoked = await store.revoke_recorded(client_id, event("revoke", client_id))
+        assert revoked.revoked
+        return [row.event.event_type for row in await audit.rows()]
+
+    assert asyncio.run(scenario()) == ["client.create", "client.revoke"]

@@ -1,5 +1,5 @@
-"""Client management, whoami and the audit checkpoint. With database services a client change and
-its audit row commit in one transaction."""
+"""Client management, whoami and the audit checkpoint. A client change and its audit row are
+recorded together (``ClientStore.add_recorded`` / ``revoke_recorded``: one transaction in the database)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from cardsvc.api.schemas import CLIENT_ID, CheckpointView, ClientCreate, ClientC
 from cardsvc.api.services import Services
 from cardsvc.logging import get_logger
 from cardsvc.verification.audit import AuditEvent, Outcome, checkpoint
-from cardsvc.verification.store import DbClientStore
 from cardsvc.verification.tokens import new_client
 
 log = get_logger(__name__)
@@ -41,11 +40,7 @@ async def clients_create(body: ClientCreate, request: Request) -> ClientCreated:
     issued = new_client(label=body.label, role=body.role, service_point_id=body.service_point_id,
                         partner_base_id=body.partner_base_id, clock=services.clock)
     event = _event(services, "client.create", client.client_id, issued.client.client_id, "created")
-    if isinstance(services.clients, DbClientStore):
-        await services.clients.add_recorded(issued.client, event)
-    else:  # in-memory services (tests, demos): no transaction to share
-        await services.clients.add(issued.client)
-        await services.audit.append(event)
+    await services.clients.add_recorded(issued.client, event)
     log.info("client %s created with role %s", issued.client.client_id, body.role.value)
     return ClientCreated(**ClientView.of(issued.client).model_dump(), token=issued.token)
 
@@ -55,11 +50,7 @@ async def clients_revoke(client_id: ClientId, request: Request) -> ClientView:
     """Revoke a client (admin); its token stops working at once."""
     services, client = services_of(request), client_of(request)
     event = _event(services, "client.revoke", client.client_id, client_id, "revoked")
-    if isinstance(services.clients, DbClientStore):
-        record = await services.clients.revoke_recorded(client_id, event)
-    else:  # in-memory services (tests, demos): no transaction to share
-        record = await services.clients.revoke(client_id)
-        await services.audit.append(event)
+    record = await services.clients.revoke_recorded(client_id, event)
     log.info("client %s revoked", client_id)
     return ClientView.of(record)
 
